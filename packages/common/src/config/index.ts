@@ -1,0 +1,3 @@
+export * from './network-config.js';
+export * from './schema.js';
+export * from './units.js';

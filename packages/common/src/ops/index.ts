@@ -1,0 +1,2 @@
+export * from './error-handler.js';
+export * from './operations-server.js';

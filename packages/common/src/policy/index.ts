@@ -1,0 +1,4 @@
+export * from './ast.js';
+export * from './channel-policies.js';
+export * from './evaluate.js';
+export * from './parse.js';
