@@ -1,0 +1,3 @@
+export * from './channel-config-views.js';
+export { decodeConfigEnvelopeFromBlock } from './block-helpers.js';
+export { buildGenesisBlock, channelConfigFromNetwork, type ConsenterMaterial, type OrgMaterial } from './genesis.js';
