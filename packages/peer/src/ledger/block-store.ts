@@ -1,0 +1,179 @@
+/**
+ * Blocks by number (the encoded bytes exactly as received from the orderer), their validation
+ * codes, a txId index and the height. Writes go into a caller's batch so a block commits together
+ * with its state updates and history; layout in keys.ts.
+ */
+import {
+  type Block,
+  decodeBlock,
+  decodeBlockHeader,
+  decodeChannelHeader,
+  decodeEnvelope,
+  decodeHeader,
+  decodePayload,
+  decodeValue,
+  encodeValue,
+  LoomError,
+  readTuple,
+  readUint,
+  utf8,
+} from '@loom/common';
+import { batchIdentity, type KV, type WriteBatch } from './kv.js';
+import { checkText, readU64, tagged, u64 } from './keys.js';
+
+export interface TxLocation {
+  blockNum: number;
+  txNum: number;
+  validationCode: number;
+}
+
+export interface StoredBlock {
+  number: number;
+  /** The encoded Block exactly as received (its metadata's validation codes as the orderer sent them). */
+  bytes: Uint8Array;
+  /** One TxValidationCode per transaction, as committed by this peer. */
+  validationCodes: Uint8Array;
+}
+
+export interface BlockStore {
+  /**
+   * Adds block `height()` (plus any already added to this batch) to `batch`: its bytes, codes,
+   * txId index entries and the new height. `validationCodes` has one byte per transaction.
+   * A txId already indexed (a DUPLICATE_TXID transaction) keeps its first location.
+   */
+  addBlock(batch: WriteBatch, blockBytes: Uint8Array, validationCodes: Uint8Array): Promise<{ blockNum: number }>;
+  /** Number of blocks stored (the next block's number). */
+  height(): Promise<number>;
+  getBlockBytes(blockNum: number): Promise<Uint8Array | undefined>;
+  /** The decoded block with `metadata.txValidationCodes` set to the committed codes. */
+  getBlock(blockNum: number): Promise<Block | undefined>;
+  getValidationCodes(blockNum: number): Promise<Uint8Array | undefined>;
+  getTxLocation(txId: string): Promise<TxLocation | undefined>;
+  getBlockByTxId(txId: string): Promise<Block | undefined>;
+  isTxIdCommitted(txId: string): Promise<boolean>;
+  /** Stored blocks from `from` (inclusive) upwards, in order. */
+  iterateBlocks(from?: number): AsyncIterable<StoredBlock>;
+}
+
+const HEIGHT = tagged('h');
+
+/** Reads the txId from an envelope; undefined when it is too malformed to have one. */
+export function envelopeTxId(envelopeBytes: Uint8Array): string | undefined {
+  try {
+    const payload = decodePayload(decodeEnvelope(envelopeBytes).payload);
+    const txId = decodeChannelHeader(decodeHeader(payload.header).channelHeader).txId;
+    return txId === '' ? undefined : txId;
+  } catch {
+    return undefined;
+  }
+}
+
+class LevelBlockStore implements BlockStore {
+  readonly #kv: KV;
+  /** Height and txIds added to a batch not yet written, so several blocks can share one batch. */
+  readonly #pending = new WeakMap<object, { height: number; txIds: Set<string> }>();
+
+  constructor(kv: KV) {
+    this.#kv = kv;
+  }
+
+  async height(): Promise<number> {
+    const h = await this.#kv.get(HEIGHT);
+    return h === undefined ? 0 : readU64(h);
+  }
+
+  async addBlock(
+    batch: WriteBatch,
+    blockBytes: Uint8Array,
+    validationCodes: Uint8Array,
+  ): Promise<{ blockNum: number }> {
+    const block = decodeBlock(blockBytes);
+    const blockNum = decodeBlockHeader(block.header).number;
+    const id = batchIdentity(batch);
+    let pending = this.#pending.get(id);
+    if (pending === undefined) {
+      pending = { height: await this.height(), txIds: new Set() };
+      this.#pending.set(id, pending);
+    }
+    if (blockNum !== pending.height) {
+      throw new LoomError('LEDGER_BLOCK_OUT_OF_ORDER', `expected block ${pending.height}, got block ${blockNum}`, {
+        details: { expected: pending.height, got: blockNum },
+        httpStatus: 409,
+      });
+    }
+    if (validationCodes.length !== block.data.length) {
+      throw new LoomError(
+        'LEDGER_BAD_VALIDATION_CODES',
+        `block ${blockNum} has ${block.data.length} transactions but ${validationCodes.length} validation codes`,
+      );
+    }
+    const b = batch.scoped(this.#kv);
+    b.put(tagged('n', u64(blockNum)), blockBytes);
+    b.put(tagged('c', u64(blockNum)), validationCodes);
+    const txIds = block.data.map((env) => envelopeTxId(env));
+    const known = await this.#kv.getMany(txIds.map((t) => tagged('t', utf8(t ?? ''))));
+    for (const [txNum, txId] of txIds.entries()) {
+      // A txId seen before (a DUPLICATE_TXID transaction) keeps its first location.
+      if (txId === undefined || pending.txIds.has(txId) || known[txNum] !== undefined) continue;
+      pending.txIds.add(txId);
+      b.put(tagged('t', utf8(txId)), encodeValue([blockNum, txNum, validationCodes[txNum]!]));
+    }
+    pending.height = blockNum + 1;
+    b.put(HEIGHT, u64(pending.height));
+    return { blockNum };
+  }
+
+  getBlockBytes(blockNum: number): Promise<Uint8Array | undefined> {
+    return this.#kv.get(tagged('n', u64(blockNum)));
+  }
+
+  getValidationCodes(blockNum: number): Promise<Uint8Array | undefined> {
+    return this.#kv.get(tagged('c', u64(blockNum)));
+  }
+
+  async getBlock(blockNum: number): Promise<Block | undefined> {
+    const [bytes, codes] = await this.#kv.getMany([tagged('n', u64(blockNum)), tagged('c', u64(blockNum))]);
+    if (bytes === undefined) return undefined;
+    return withCodes(bytes, codes ?? new Uint8Array(0));
+  }
+
+  async getTxLocation(txId: string): Promise<TxLocation | undefined> {
+    checkText(txId, 'txId', false);
+    const v = await this.#kv.get(tagged('t', utf8(txId)));
+    if (v === undefined) return undefined;
+    const t = readTuple(decodeValue(v, 'TxLocation'), 3, 'TxLocation');
+    return {
+      blockNum: readUint(t[0], 'TxLocation.blockNum'),
+      txNum: readUint(t[1], 'TxLocation.txNum'),
+      validationCode: readUint(t[2], 'TxLocation.validationCode'),
+    };
+  }
+
+  async getBlockByTxId(txId: string): Promise<Block | undefined> {
+    const loc = await this.getTxLocation(txId);
+    return loc === undefined ? undefined : this.getBlock(loc.blockNum);
+  }
+
+  async isTxIdCommitted(txId: string): Promise<boolean> {
+    checkText(txId, 'txId', false);
+    return (await this.#kv.get(tagged('t', utf8(txId)))) !== undefined;
+  }
+
+  async *iterateBlocks(from = 0): AsyncIterable<StoredBlock> {
+    const codesKv = this.#kv;
+    for await (const [k, bytes] of this.#kv.iterate({ gte: tagged('n', u64(from)), lt: tagged('o') })) {
+      const number = readU64(k, 1);
+      const validationCodes = (await codesKv.get(tagged('c', u64(number)))) ?? new Uint8Array(0);
+      yield { number, bytes, validationCodes };
+    }
+  }
+}
+
+function withCodes(bytes: Uint8Array, codes: Uint8Array): Block {
+  const block = decodeBlock(bytes);
+  return { ...block, metadata: { ...block.metadata, txValidationCodes: codes } };
+}
+
+export function createBlockStore(kv: KV): BlockStore {
+  return new LevelBlockStore(kv);
+}
