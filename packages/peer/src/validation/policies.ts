@@ -1,0 +1,46 @@
+/**
+ * Endorsement policies for the validator from policy texts, through common's policy module.
+ *
+ * A chaincode's or collection's policy is either a signature policy (`AND('Org1MSP.peer', ...)`) or
+ * an implicit meta policy over the organizations' named policies (`MAJORITY Endorsement`), evaluated
+ * with the channel's `ChannelPolicies`. A key-level `VALIDATION_PARAMETER` is the UTF-8 text of a
+ * signature policy (what the chaincode SDK's state-based endorsement writes).
+ */
+import { fromUtf8 } from '@loom/common';
+import { type ChannelPolicies, type Policy, parseSignaturePolicy } from '@loom/common/policy/index';
+import type { EndorsementPolicy, EndorsementPolicySource } from './types.js';
+
+type Lookup = (...names: string[]) => string | undefined | Promise<string | undefined>;
+
+export interface EndorsementPolicyTexts {
+  /** A chaincode's endorsement policy text; undefined when the chaincode is not defined on the channel. */
+  readonly chaincode: (namespace: string) => string | undefined | Promise<string | undefined>;
+  /** A collection's endorsement policy text; undefined when it has none. */
+  readonly collection?: (namespace: string, collection: string) => string | undefined | Promise<string | undefined>;
+}
+
+export function createEndorsementPolicySource(
+  channelPolicies: ChannelPolicies,
+  texts: EndorsementPolicyTexts,
+): EndorsementPolicySource {
+  const cache = new Map<string, EndorsementPolicy>();
+  const wrap = (policy: Policy): EndorsementPolicy => ({
+    evaluate: (endorsers) => channelPolicies.evaluatePolicy(policy, endorsers).satisfied,
+  });
+  const fromText = (text: string | undefined, parse: (t: string) => Policy): EndorsementPolicy | undefined => {
+    if (text === undefined) return undefined;
+    let p = cache.get(text);
+    if (!p) {
+      p = wrap(parse(text));
+      cache.set(text, p);
+    }
+    return p;
+  };
+  const lookup = async (f: Lookup | undefined, ...names: string[]) => (f ? await f(...names) : undefined);
+  return {
+    chaincodePolicy: async (ns) => fromText(await texts.chaincode(ns), (t) => channelPolicies.parse(t)),
+    collectionPolicy: async (ns, coll) =>
+      fromText(await lookup(texts.collection as Lookup | undefined, ns, coll), (t) => channelPolicies.parse(t)),
+    keyLevelPolicy: (vp) => fromText(`vp:${fromUtf8(vp)}`, (t) => parseSignaturePolicy(t.slice(3)))!,
+  };
+}

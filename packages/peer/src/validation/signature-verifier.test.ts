@@ -1,0 +1,139 @@
+import { verify as nodeVerify, randomBytes } from 'node:crypto';
+import { generateKeyPair, publicKeyToDer, sign } from '@loom/common/crypto/signing';
+import { encodeDerSignature, P256_N, parseDerSignature } from '@loom/common/crypto/signature-der';
+import { createTestOrg } from '@loom/common/testing/index';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createSignatureVerifier, type SignatureVerificationItem } from './signature-verifier.js';
+
+const keys = Array.from({ length: 4 }, () => generateKeyPair());
+
+/** `count` items, every third one invalid in a different way. */
+function makeItems(count: number): { items: SignatureVerificationItem[]; expected: boolean[] } {
+  const items: SignatureVerificationItem[] = [];
+  const expected: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    const k = keys[i % keys.length]!;
+    const message = new Uint8Array(randomBytes(64));
+    const signature = sign(k.privateKey, message);
+    const publicKeyDer = publicKeyToDer(k.publicKey);
+    if (i % 3 === 1) {
+      items.push({ publicKeyDer, message: new Uint8Array(randomBytes(64)), signature }); // wrong message
+      expected.push(false);
+    } else if (i % 6 === 2) {
+      items.push({ publicKeyDer: publicKeyToDer(keys[(i + 1) % keys.length]!.publicKey), message, signature }); // wrong key
+      expected.push(false);
+    } else {
+      items.push({ publicKeyDer, message, signature });
+      expected.push(true);
+    }
+  }
+  return { items, expected };
+}
+
+const pools: { close(): Promise<void> }[] = [];
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+});
+
+describe('signature verifier', () => {
+  it('worker and main-thread paths agree', async () => {
+    const { items, expected } = makeItems(300);
+    const main = createSignatureVerifier({ poolSize: 0 });
+    const pool = createSignatureVerifier({ poolSize: 2, minWorkerBatch: 16, minChunk: 8 });
+    pools.push(main, pool);
+    expect(await main.verifyMany(items)).toEqual(expected);
+    expect(await pool.verifyMany(items)).toEqual(expected);
+    expect(main.stats()).toMatchObject({ mainThreadVerified: 300, workerVerified: 0 });
+    expect(pool.stats()).toMatchObject({ mainThreadVerified: 0, workerVerified: 300 });
+    expect(pool.stats().workerBatches).toBeGreaterThanOrEqual(2);
+  });
+
+  it('small batches stay on the main thread', async () => {
+    const { items, expected } = makeItems(5);
+    const pool = createSignatureVerifier({ poolSize: 2, minWorkerBatch: 16 });
+    pools.push(pool);
+    expect(await pool.verifyMany(items)).toEqual(expected);
+    expect(pool.stats()).toMatchObject({ mainThreadVerified: 5, workerVerified: 0, workerBatches: 0 });
+  });
+
+  it('answers a signature seen before from the cache, including duplicates within a batch', async () => {
+    const { items, expected } = makeItems(40);
+    const pool = createSignatureVerifier({ poolSize: 2, minWorkerBatch: 8 });
+    pools.push(pool);
+    expect(await pool.verifyMany(items)).toEqual(expected);
+    const first = pool.stats();
+    expect(first.cacheHits).toBe(0);
+    // Same signatures again, plus each one twice: nothing is verified a second time.
+    const again = [...items, ...items];
+    expect(await pool.verifyMany(again)).toEqual([...expected, ...expected]);
+    const second = pool.stats();
+    expect(second.cacheHits - first.cacheHits).toBe(80);
+    expect(second.workerVerified + second.mainThreadVerified).toBe(first.workerVerified + first.mainThreadVerified);
+  });
+
+  it('the cache keys on signer, signature and message: a changed message is verified anew', async () => {
+    const v = createSignatureVerifier({ poolSize: 0 });
+    pools.push(v);
+    const k = keys[0]!;
+    const message = new Uint8Array(randomBytes(32));
+    const signature = sign(k.privateKey, message);
+    const publicKeyDer = publicKeyToDer(k.publicKey);
+    expect(await v.verifyMany([{ publicKeyDer, message, signature }])).toEqual([true]);
+    const other = message.slice();
+    other[0]! ^= 1;
+    expect(await v.verifyMany([{ publicKeyDer, message: other, signature }])).toEqual([false]);
+    expect(await v.verifyMany([{ publicKeyDer: publicKeyToDer(keys[1]!.publicKey), message, signature }])).toEqual([
+      false,
+    ]);
+    expect(v.stats().cacheHits).toBe(0);
+  });
+
+  it('rejects the high-S twin of a valid signature on both paths, though OpenSSL accepts it', async () => {
+    const k = keys[0]!;
+    const message = new Uint8Array(randomBytes(32));
+    const low = sign(k.privateKey, message);
+    const { r, s } = parseDerSignature(low);
+    const high = encodeDerSignature(r, P256_N - s);
+    expect(nodeVerify('sha256', message, k.publicKey, high)).toBe(true);
+    const publicKeyDer = publicKeyToDer(k.publicKey);
+    const batch = Array.from({ length: 20 }, (_, i) => ({ publicKeyDer, message, signature: i % 2 ? high : low }));
+    for (const v of [
+      createSignatureVerifier({ poolSize: 0 }),
+      createSignatureVerifier({ poolSize: 2, minWorkerBatch: 1 }),
+    ]) {
+      pools.push(v);
+      expect(await v.verifyMany(batch)).toEqual(batch.map((_, i) => i % 2 === 0));
+      expect(v.stats().rejectedEncoding).toBe(10);
+    }
+  });
+
+  it('verifies against certificates and rejects malformed keys and signatures', async () => {
+    const org = await createTestOrg('Org1MSP');
+    const message = new Uint8Array(randomBytes(32));
+    const signature = await org.peer.signer.sign(message);
+    const items: SignatureVerificationItem[] = [
+      { certPem: org.peer.certPem, message, signature },
+      { certPem: org.client.certPem, message, signature },
+      { certPem: 'not a pem', message, signature },
+      { publicKeyDer: new Uint8Array([1, 2, 3]), message, signature },
+      { certPem: org.peer.certPem, message, signature: new Uint8Array([0x30, 0x00]) },
+      { message, signature },
+    ];
+    const expected = [true, false, false, false, false, false];
+    for (const v of [
+      createSignatureVerifier({ poolSize: 0 }),
+      createSignatureVerifier({ poolSize: 1, minWorkerBatch: 1, minChunk: 1 }),
+    ]) {
+      pools.push(v);
+      expect(await v.verifyMany(items)).toEqual(expected);
+    }
+  });
+
+  it('keeps working on the main thread after close()', async () => {
+    const { items, expected } = makeItems(30);
+    const pool = createSignatureVerifier({ poolSize: 2, minWorkerBatch: 1 });
+    await pool.close();
+    expect(await pool.verifyMany(items)).toEqual(expected);
+    expect(pool.stats().workerVerified).toBe(0);
+  });
+});
