@@ -1,0 +1,2 @@
+export * from './ca-client.js';
+export { type MspFolderContents, writeMspFolder } from './msp-folder.js';
