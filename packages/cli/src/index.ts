@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { registerCaCommands } from './commands/ca.js';
+import { registerNetworkCommands } from './commands/network.js';
 
 /** Builds the `loom` command tree. Each area registers its own subcommands. */
 export function buildCli(): Command {
@@ -6,6 +8,8 @@ export function buildCli(): Command {
     .description('Loom: a permissioned multi-party blockchain network')
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
+  registerNetworkCommands(program);
+  registerCaCommands(program);
   return program;
 }
 

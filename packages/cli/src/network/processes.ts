@@ -1,0 +1,101 @@
+/**
+ * Node processes of a local network: spawned from the built packages, logs under
+ * `<data>/logs/<name>.log`, pids recorded in `<data>/pids.json` for `loom network down`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+export type NodeKind = 'ca' | 'orderer' | 'peer';
+
+const require = createRequire(import.meta.url);
+
+/** The runnable entry of a role, resolved through the workspace packages' built `dist/`. */
+export function entryPoint(kind: NodeKind): string {
+  const pkg = { ca: '@loom/ca', orderer: '@loom/orderer', peer: '@loom/peer' }[kind];
+  return join(dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
+}
+
+export interface RunningNode {
+  name: string;
+  kind: NodeKind;
+  pid: number;
+  logFile: string;
+  child: ChildProcess | undefined;
+  alive(): boolean;
+}
+
+export function spawnNode(
+  kind: NodeKind,
+  name: string,
+  configFile: string,
+  dataDir: string,
+  detach: boolean,
+): RunningNode {
+  const logDir = join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [entryPoint(kind), '--config', configFile], {
+    stdio: ['ignore', fd, fd],
+    detached: detach,
+    env: { ...process.env, LOOM_NODE_NAME: name },
+  });
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  if (detach) child.unref();
+  return { name, kind, pid: child.pid ?? -1, logFile, child, alive: () => !exited };
+}
+
+export function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface PidRecord {
+  name: string;
+  kind: NodeKind;
+  pid: number;
+}
+
+export function writePids(dataDir: string, nodes: readonly RunningNode[]): void {
+  const records: PidRecord[] = nodes.map((n) => ({ name: n.name, kind: n.kind, pid: n.pid }));
+  writeFileSync(join(dataDir, 'pids.json'), `${JSON.stringify(records, null, 2)}\n`);
+}
+
+export function readPids(dataDir: string): PidRecord[] {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'pids.json'), 'utf8')) as PidRecord[];
+  } catch {
+    return [];
+  }
+}
+
+/** SIGTERM every recorded process, then SIGKILL what is still alive after `graceMs`. */
+export async function stopPids(pids: readonly { pid: number }[], graceMs = 10_000): Promise<void> {
+  for (const { pid } of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && pids.some((p) => isPidAlive(p.pid))) await new Promise((r) => setTimeout(r, 100));
+  for (const { pid } of pids) {
+    if (isPidAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // raced with exit
+      }
+    }
+  }
+}

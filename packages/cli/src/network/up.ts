@@ -1,0 +1,211 @@
+/**
+ * `loom network up`: from a network-config alone, start every CA, enroll every identity, make the
+ * genesis blocks, start the orderers, join them to the channels, and report the endpoints.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  buildGenesisBlock,
+  channelConfigFromNetwork,
+  type ConsenterMaterial,
+  encodeBlock,
+  type NetworkConfig,
+  type OrgMaterial,
+  sha256,
+} from '@loom/common';
+import { stringify as toYaml } from 'yaml';
+import { caUrl, enrollOrganization, type OrgCrypto } from './enroll.js';
+import { waitForHealthy, httpRequest } from './http.js';
+import { allOrgs, layout } from './layout.js';
+import { type RunningNode, readPids, isPidAlive, spawnNode, writePids } from './processes.js';
+
+export interface Progress {
+  step(message: string): void;
+}
+
+export interface NetworkHandle {
+  config: NetworkConfig;
+  nodes: RunningNode[];
+  crypto: Record<string, OrgCrypto>;
+  endpoints: { name: string; kind: string; url: string }[];
+  /** PEMs of every TLS CA root of the network, for clients. */
+  tlsRoots: string[];
+}
+
+const scheme = (net: NetworkConfig) => (net.tls.enabled ? 'https' : 'http');
+
+async function startCas(net: NetworkConfig, detach: boolean, progress: Progress): Promise<RunningNode[]> {
+  const nodes: RunningNode[] = [];
+  for (const org of allOrgs(net)) {
+    const dir = layout.caDir(net, org);
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, 'ca.yaml');
+    await writeFile(
+      file,
+      toYaml({
+        name: org.ca.name,
+        mspId: org.mspId,
+        listen: { host: org.ca.host, port: org.ca.port },
+        dataDir: './data',
+        bootstrap: { id: org.ca.admin.user, secret: org.ca.admin.secret },
+        csr: { cn: org.ca.name, names: [{ O: org.domain }] },
+        tls: { enabled: net.tls.enabled, hosts: [org.ca.host, 'localhost', '127.0.0.1'] },
+      }),
+    );
+    nodes.push(spawnNode('ca', org.ca.name, file, net.dataDir, detach));
+  }
+  await Promise.all(
+    nodes.map(async (n, i) => {
+      const org = allOrgs(net)[i]!;
+      const tlsRoot = join(layout.caDir(net, org), 'data', 'tlsca-cert.pem');
+      // The CA writes its TLS root on start; wait for it before trusting it.
+      const deadline = Date.now() + 30_000;
+      while (net.tls.enabled && !existsSync(tlsRoot) && Date.now() < deadline && n.alive())
+        await new Promise((r) => setTimeout(r, 100));
+      const ca = net.tls.enabled ? [await readFile(tlsRoot, 'utf8')] : undefined;
+      await waitForHealthy(`${caUrl(net, org)}/healthz`, ca, 30_000, n.alive);
+      progress.step(`CA ${org.ca.name} ready at ${caUrl(net, org)}`);
+    }),
+  );
+  return nodes;
+}
+
+function materialOf(c: OrgCrypto, adminCert?: string): OrgMaterial {
+  return { rootCerts: [c.caRootPem], tlsRootCerts: [c.tlsRootPem], ...(adminCert ? { admins: [] } : {}) };
+}
+
+async function makeGenesisBlocks(
+  net: NetworkConfig,
+  crypto: Record<string, OrgCrypto>,
+): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  const orderers = crypto[net.ordererOrganization.mspId]!;
+  const consenters: Record<string, ConsenterMaterial> = {};
+  for (const o of net.ordererOrganization.orderers) {
+    const n = orderers.nodes[o.name]!;
+    consenters[o.name] = { identityCert: n.certPem, tlsCert: n.tlsCertPem };
+  }
+  const material = Object.fromEntries(Object.entries(crypto).map(([k, v]) => [k, materialOf(v)]));
+  for (const ch of net.channels) {
+    const file = layout.genesisBlock(net, ch.name);
+    if (existsSync(file)) {
+      out.set(ch.name, new Uint8Array(await readFile(file)));
+      continue;
+    }
+    const config = channelConfigFromNetwork(net, ch.name, material, consenters);
+    const bytes = encodeBlock(buildGenesisBlock(config, Date.now(), sha256));
+    await mkdir(join(net.dataDir, 'channels'), { recursive: true });
+    await writeFile(file, bytes);
+    out.set(ch.name, bytes);
+  }
+  return out;
+}
+
+async function startOrderers(
+  net: NetworkConfig,
+  crypto: Record<string, OrgCrypto>,
+  genesis: Map<string, Uint8Array>,
+  tlsRoots: string[],
+  detach: boolean,
+  progress: Progress,
+): Promise<RunningNode[]> {
+  const oo = net.ordererOrganization;
+  const nodes: RunningNode[] = [];
+  for (const o of oo.orderers) {
+    const dir = layout.nodeDir(net, oo, 'orderers', o.fqdn);
+    const file = join(dir, 'orderer.yaml');
+    const m = crypto[oo.mspId]!.nodes[o.name]!;
+    await writeFile(
+      file,
+      toYaml({
+        id: o.name,
+        mspId: oo.mspId,
+        mspDir: m.mspDir,
+        dataDir: join(dir, 'data'),
+        host: o.host,
+        port: o.port,
+        adminPort: o.adminPort,
+        raftPort: o.raftPort,
+        operationsPort: o.operationsPort,
+        ...(net.tls.enabled
+          ? { tls: { certFile: join(m.tlsDir, 'server.crt'), keyFile: join(m.tlsDir, 'server.key') } }
+          : {}),
+      }),
+    );
+    nodes.push(spawnNode('orderer', o.fqdn, file, net.dataDir, detach));
+  }
+  await Promise.all(
+    oo.orderers.map(async (o, i) => {
+      await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
+      const admin = `${scheme(net)}://${o.host}:${o.adminPort}`;
+      for (const ch of net.channels.filter((c) => c.consenters.includes(o.name))) {
+        const listed = await httpRequest(`${admin}/participation/v1/channels/${ch.name}`, { ca: tlsRoots });
+        if (listed.status === 200) continue;
+        const r = await httpRequest(`${admin}/participation/v1/channels`, {
+          method: 'POST',
+          body: genesis.get(ch.name)!,
+          headers: { 'content-type': 'application/octet-stream' },
+          ca: tlsRoots,
+        });
+        if (r.status >= 300)
+          throw new Error(`joining ${o.name} to ${ch.name} failed: HTTP ${r.status} ${r.body.toString()}`);
+      }
+      progress.step(
+        `orderer ${o.fqdn} ready at ${scheme(net)}://${o.host}:${o.port}, joined ${net.channels.map((c) => c.name).join(', ')}`,
+      );
+    }),
+  );
+  return nodes;
+}
+
+export async function networkUp(
+  net: NetworkConfig,
+  options: { detach: boolean; progress: Progress },
+): Promise<NetworkHandle> {
+  const { progress } = options;
+  const running = readPids(net.dataDir).filter((p) => isPidAlive(p.pid));
+  if (running.length > 0) {
+    throw Object.assign(
+      new Error(
+        `a network is already running from ${net.dataDir} (pids ${running.map((p) => p.pid).join(', ')}); run 'loom network down' first`,
+      ),
+      {
+        code: 'NETWORK_ALREADY_UP',
+      },
+    );
+  }
+  await mkdir(net.dataDir, { recursive: true });
+  const nodes: RunningNode[] = [];
+  try {
+    progress.step(`starting ${allOrgs(net).length} certificate authorities`);
+    nodes.push(...(await startCas(net, options.detach, progress)));
+    writePids(net.dataDir, nodes);
+
+    progress.step('enrolling identities (admins, clients, peers, orderers) through the CAs');
+    const crypto: Record<string, OrgCrypto> = {};
+    for (const org of allOrgs(net)) crypto[org.mspId] = await enrollOrganization(net, org);
+    const tlsRoots = Object.values(crypto).map((c) => c.tlsRootPem);
+
+    progress.step(`creating genesis blocks for ${net.channels.map((c) => c.name).join(', ')}`);
+    const genesis = await makeGenesisBlocks(net, crypto);
+
+    progress.step(`starting ${net.ordererOrganization.orderers.length} Raft orderers`);
+    nodes.push(...(await startOrderers(net, crypto, genesis, tlsRoots, options.detach, progress)));
+    writePids(net.dataDir, nodes);
+
+    const endpoints = [
+      ...allOrgs(net).map((o) => ({ name: o.ca.name, kind: 'ca', url: caUrl(net, o) })),
+      ...net.ordererOrganization.orderers.map((o) => ({
+        name: o.fqdn,
+        kind: 'orderer',
+        url: `${scheme(net)}://${o.host}:${o.port}`,
+      })),
+    ];
+    return { config: net, nodes, crypto, endpoints, tlsRoots };
+  } catch (e) {
+    const { stopPids } = await import('./processes.js');
+    await stopPids(nodes);
+    throw e;
+  }
+}
