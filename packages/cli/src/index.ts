@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerCaCommands } from './commands/ca.js';
+import { registerCertsCommands } from './commands/certs.js';
 import { registerNetworkCommands } from './commands/network.js';
 
 /** Builds the `loom` command tree. Each area registers its own subcommands. */
@@ -10,6 +11,7 @@ export function buildCli(): Command {
     .showHelpAfterError();
   registerNetworkCommands(program);
   registerCaCommands(program);
+  registerCertsCommands(program);
   return program;
 }
 

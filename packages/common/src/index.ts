@@ -7,6 +7,7 @@ export * from './config/index.js';
 export * from './logging.js';
 export * from './ops/index.js';
 export * from './policy/index.js';
+export * from './tls/index.js';
 export * from './channel/index.js';
 export { bytesToHex, hexToBytes, sha256, sha256Hex } from './crypto/hash.js';
 export {
