@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertsCommands } from './commands/certs.js';
+import { registerChaincodePackageCommand } from './commands/chaincode-package.js';
 import { registerNetworkCommands } from './commands/network.js';
 
 /** Builds the `loom` command tree. Each area registers its own subcommands. */
@@ -12,6 +13,7 @@ export function buildCli(): Command {
   registerNetworkCommands(program);
   registerCaCommands(program);
   registerCertsCommands(program);
+  registerChaincodePackageCommand(program);
   return program;
 }
 

@@ -1,0 +1,261 @@
+// Ordering throughput and latency of three local orderer processes (Raft over libp2p, level storage).
+// `npm run bench -- orderer [seconds] [clients]` (default 15 s, 96 concurrent clients; bounded to 120 s).
+// Uses the built dist: packages/orderer/dist/main.js (or LOOM_ORDERER_BIN) and packages/common/dist.
+// Prints ordered tx/s, blocks/s, tx per block, and broadcast→commit latency (the block latency a
+// client sees: batching + Raft commit + write) at p50/p90/p99.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const COMMON = process.env.LOOM_COMMON_DIST ?? join(here, '../packages/common/dist');
+const BIN = process.env.LOOM_ORDERER_BIN ?? join(here, '../packages/orderer/dist/main.js');
+const CH = 'benchchannel';
+
+const load = (p) => import(pathToFileURL(join(COMMON, p)).href);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(what, fn, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function pct(sorted, p) {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export async function run(args = []) {
+  const seconds = Number(args[0] ?? 15);
+  const clients = Number(args[1] ?? 96);
+  if (!(seconds > 0 && seconds <= 120)) throw new Error('seconds must be in (0, 120]');
+  if (!(clients >= 1 && clients <= 1000)) throw new Error('clients must be in [1, 1000]');
+  const common = await load('index.js');
+  const { sha256 } = await load('crypto/hash.js');
+  const { createTestCa, createTestOrg, writeMspDir } = await load('testing/index.js');
+
+  const root = await mkdtemp(join(tmpdir(), 'loom-bench-orderer-'));
+  const children = [];
+  try {
+    const ca = await createTestCa({ mspId: 'OrdererMSP' });
+    const orderers = [];
+    for (let i = 0; i < 3; i++) orderers.push(await ca.issue({ cn: `orderer${i}.example.com`, role: 'orderer' }));
+    const admin = await ca.issue({ cn: 'Admin@example.com', role: 'admin' });
+    const org1 = await createTestOrg('Org1MSP');
+    const nodes = [];
+    for (const [i, o] of orderers.entries()) {
+      const ports = { port: await freePort(), adminPort: await freePort(), raftPort: await freePort() };
+      const dir = join(root, `orderer${i}`);
+      await mkdir(dir, { recursive: true });
+      await writeMspDir(join(dir, 'msp'), ca.mspConfig(), o);
+      await writeFile(
+        join(dir, 'orderer.yaml'),
+        [
+          `id: orderer${i}`,
+          'mspId: OrdererMSP',
+          'mspDir: ./msp',
+          'dataDir: ./data',
+          'host: 127.0.0.1',
+          `port: ${ports.port}`,
+          `adminPort: ${ports.adminPort}`,
+          `raftPort: ${ports.raftPort}`,
+          'logSpec: warn',
+          '',
+        ].join('\n'),
+      );
+      nodes.push({ id: `orderer${i}`, dir, ...ports, cert: o.certPem });
+    }
+    const pd = (rule) => ({ rule, version: 0, modPolicy: 'Admins' });
+    const org = (msp, policies) => ({
+      mspId: msp.mspId,
+      msp: {
+        rootCerts: [...msp.rootCerts],
+        intermediateCerts: [],
+        admins: [],
+        crls: [],
+        tlsRootCerts: [],
+        tlsIntermediateCerts: [],
+        nodeOUs: true,
+      },
+      anchorPeers: [],
+      policies: Object.fromEntries(Object.entries(policies).map(([k, v]) => [k, pd(v)])),
+      version: 0,
+      modPolicy: 'Admins',
+    });
+    const config = {
+      channelId: CH,
+      sequence: 0,
+      version: 0,
+      modPolicy: 'Admins',
+      capabilities: ['V1'],
+      orgs: {
+        Org1MSP: org(org1.mspConfig(), {
+          Readers: "OR('Org1MSP.member')",
+          Writers: "OR('Org1MSP.admin', 'Org1MSP.client')",
+          Admins: "OR('Org1MSP.admin')",
+        }),
+      },
+      policies: { Readers: pd('ANY Readers'), Writers: pd('ANY Writers'), Admins: pd('MAJORITY Admins') },
+      orderer: {
+        version: 0,
+        modPolicy: 'Admins',
+        orgs: { OrdererMSP: org(ca.mspConfig(), { Admins: "OR('OrdererMSP.admin')" }) },
+        policies: {},
+        batch: { batchTimeoutMs: 100, maxMessageCount: 500, absoluteMaxBytes: 1 << 20, preferredMaxBytes: 512 * 1024 },
+        consenters: nodes.map((n) => ({
+          id: n.id,
+          mspId: 'OrdererMSP',
+          host: '127.0.0.1',
+          port: n.port,
+          raftPort: n.raftPort,
+          identityCert: n.cert,
+          tlsCert: '',
+        })),
+      },
+    };
+    const envelope = (signer, type, data) => {
+      const creator = common.encodeSerializedIdentity(signer.serialized);
+      const nonce = randomBytes(24);
+      const header = common.encodeHeader({
+        channelHeader: common.encodeChannelHeader({
+          type,
+          version: 1,
+          channelId: CH,
+          txId: type === common.HeaderType.ENDORSER_TRANSACTION ? common.computeTxId(nonce, creator, sha256) : '',
+          timestamp: Date.now(),
+          extension: new Uint8Array(),
+        }),
+        signatureHeader: common.encodeSignatureHeader({ creator, nonce }),
+      });
+      const payload = common.encodePayload({ header, data });
+      return common.encodeEnvelope({ payload, signature: signer.signer.sign(payload) });
+    };
+    const genesisEnv = envelope(
+      admin,
+      common.HeaderType.CONFIG,
+      common.encodeConfigEnvelope({ config: common.encodeChannelConfig(config), lastUpdate: null }),
+    );
+    const genesis = common.encodeBlock(
+      common.buildBlock(
+        0,
+        common.GENESIS_PREVIOUS_HASH,
+        [genesisEnv],
+        common.encodeConsenterMetadata({ lastConfig: 0, raftIndex: 0 }),
+        sha256,
+      ),
+    );
+
+    for (const n of nodes) {
+      const child = spawn(process.execPath, [BIN, '--config', join(n.dir, 'orderer.yaml')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const log = createWriteStream(join(n.dir, 'orderer.log'));
+      child.stdout.pipe(log);
+      child.stderr.pipe(log);
+      children.push(child);
+    }
+    for (const n of nodes) {
+      await until(
+        `${n.id} to listen`,
+        async () => (await fetch(`http://127.0.0.1:${n.adminPort}/participation/v1/channels`)).ok,
+        60_000,
+      );
+      const r = await fetch(`http://127.0.0.1:${n.adminPort}/participation/v1/channels`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: genesis,
+      });
+      if (r.status !== 201) throw new Error(`join ${n.id}: ${r.status} ${await r.text()}`);
+    }
+    await until(
+      'a leader',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${nodes[0].adminPort}/participation/v1/channels/${CH}`);
+        return (await r.json()).leader;
+      },
+      30_000,
+    );
+
+    const latencies = [];
+    let ok = 0;
+    let failed = 0;
+    let maxBlock = 0;
+    const data = randomBytes(256);
+    const started = Date.now();
+    const stopAt = started + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: clients }, async (_, c) => {
+        for (let k = 0; Date.now() < stopAt; k++) {
+          const n = nodes[(c + k) % nodes.length];
+          const env = envelope(org1.client, common.HeaderType.ENDORSER_TRANSACTION, data);
+          const t0 = performance.now();
+          try {
+            const r = await fetch(`http://127.0.0.1:${n.port}/v1/channels/${CH}/broadcast`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/octet-stream' },
+              body: env,
+              signal: AbortSignal.timeout(15_000),
+            });
+            const body = await r.json();
+            if (r.status === 200) {
+              ok++;
+              latencies.push(performance.now() - t0);
+              if (body.blockNumber > maxBlock) maxBlock = body.blockNumber;
+            } else failed++;
+          } catch {
+            failed++;
+          }
+        }
+      }),
+    );
+    const elapsed = (Date.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    const result = {
+      bench: 'orderer',
+      nodes: 3,
+      clients,
+      seconds: Number(elapsed.toFixed(1)),
+      orderedTxPerSec: Math.round(ok / elapsed),
+      blocksPerSec: Number((maxBlock / elapsed).toFixed(1)),
+      txPerBlock: Number((ok / Math.max(1, maxBlock)).toFixed(1)),
+      latencyMs: {
+        p50: Math.round(pct(latencies, 50)),
+        p90: Math.round(pct(latencies, 90)),
+        p99: Math.round(pct(latencies, 99)),
+      },
+      failed,
+    };
+    console.log(
+      `orderer (3 nodes, ${clients} clients, ${result.seconds}s): ${result.orderedTxPerSec} tx/s ordered, ` +
+        `${result.blocksPerSec} blocks/s, ${result.txPerBlock} tx/block, broadcast→commit latency ` +
+        `p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, ${failed} failed`,
+    );
+    console.log(JSON.stringify(result));
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    await rm(root, { recursive: true, force: true });
+  }
+}
