@@ -1,0 +1,276 @@
+// Peer validate+commit throughput: blocks of 500 endorser transactions, each with 2 endorsements
+// (Org1 and Org2 peers) and a client signature, committed through ChannelLedger on a real level
+// directory with the signature worker pool — first on an empty state, then on a pre-populated one.
+//
+//   npm run bench -- commit [prepopulateKeys=1000000] [blocks=8] [prepopulateBudgetSeconds=120]
+//
+// Pre-population writes keys straight into the state DB in large batches and stops at the key
+// count or the time budget, whichever comes first, and prints how many keys it reached.
+// Reads the built dist of @loom/peer and @loom/common (LOOM_BENCH_PEER_DIST / LOOM_BENCH_COMMON_DIST
+// point elsewhere, e.g. a temporary build).
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const peerDist = process.env.LOOM_BENCH_PEER_DIST ?? join(here, '../packages/peer/dist');
+const commonDist = process.env.LOOM_BENCH_COMMON_DIST ?? join(here, '../packages/common/dist');
+const load = (base, p) => import(pathToFileURL(join(base, p)).href);
+
+const TXS_PER_BLOCK = 500;
+const MAX_BLOCKS = 50;
+
+export async function run(args = []) {
+  const prepopulate = Number(args[0] ?? 1_000_000);
+  const blocks = Math.min(MAX_BLOCKS, Number(args[1] ?? 8));
+  const budgetSeconds = Number(args[2] ?? 120);
+  if (!(prepopulate >= 0 && blocks > 0 && budgetSeconds > 0 && budgetSeconds <= 600)) {
+    throw new Error('usage: commit [prepopulateKeys>=0] [blocks 1..50] [prepopulateBudgetSeconds 1..600]');
+  }
+  const c = await load(commonDist, 'index.js');
+  const { createTestOrg } = await load(commonDist, 'testing/index.js');
+  const { openChannelLedger, channelLedgerPath } = await load(peerDist, 'committer/ledger.js');
+  const { createSignatureVerifier } = await load(peerDist, 'validation/signature-verifier.js');
+  const { openLevelKV } = await load(peerDist, 'ledger/level-kv.js');
+  const { openLedgerStores } = await load(peerDist, 'ledger/ledger-stores.js');
+
+  const [ordererOrg, org1, org2] = await Promise.all(['OrdererMSP', 'Org1MSP', 'Org2MSP'].map((m) => createTestOrg(m)));
+  const channelId = 'benchchannel';
+  const org = (o, policies) => ({
+    mspId: o.mspId,
+    msp: {
+      rootCerts: [o.ca.certPem],
+      intermediateCerts: [],
+      admins: [],
+      crls: [],
+      tlsRootCerts: [o.ca.certPem],
+      tlsIntermediateCerts: [],
+      nodeOUs: true,
+    },
+    anchorPeers: [],
+    policies: Object.fromEntries(
+      Object.entries(policies).map(([k, rule]) => [k, { rule, version: 0, modPolicy: 'Admins' }]),
+    ),
+    version: 0,
+    modPolicy: 'Admins',
+  });
+  const def = (rule) => ({ rule, version: 0, modPolicy: 'Admins' });
+  const peerPolicies = (m) => ({
+    Readers: `OR('${m}.member')`,
+    Writers: `OR('${m}.member')`,
+    Admins: `OR('${m}.admin')`,
+    Endorsement: `OR('${m}.peer')`,
+  });
+  const config = {
+    channelId,
+    sequence: 0,
+    version: 0,
+    modPolicy: 'Admins',
+    capabilities: ['V2_0'],
+    orgs: { Org1MSP: org(org1, peerPolicies('Org1MSP')), Org2MSP: org(org2, peerPolicies('Org2MSP')) },
+    policies: {
+      Readers: def('ANY Readers'),
+      Writers: def('ANY Writers'),
+      Admins: def('MAJORITY Admins'),
+      Endorsement: def('MAJORITY Endorsement'),
+    },
+    orderer: {
+      consenters: [
+        {
+          id: 'o0',
+          mspId: 'OrdererMSP',
+          host: '127.0.0.1',
+          port: 7050,
+          raftPort: 7051,
+          identityCert: ordererOrg.orderer.certPem,
+          tlsCert: ordererOrg.orderer.certPem,
+        },
+      ],
+      batch: {
+        batchTimeoutMs: 2000,
+        maxMessageCount: 500,
+        absoluteMaxBytes: 100_000_000,
+        preferredMaxBytes: 50_000_000,
+      },
+      orgs: {
+        OrdererMSP: org(ordererOrg, {
+          Readers: "OR('OrdererMSP.member')",
+          Writers: "OR('OrdererMSP.member')",
+          Admins: "OR('OrdererMSP.admin')",
+        }),
+      },
+      policies: {
+        Readers: def('ANY Readers'),
+        Writers: def('ANY Writers'),
+        Admins: def('MAJORITY Admins'),
+        BlockValidation: def('ANY Writers'),
+      },
+      version: 0,
+      modPolicy: 'Admins',
+    },
+  };
+  const genesis = c.buildGenesisBlock(config, Date.now(), c.sha256);
+
+  async function tx(key, readVersion, value) {
+    const proposal = c.buildProposal({
+      channelId,
+      chaincodeName: 'bench',
+      args: ['put', key],
+      creator: org1.client.serialized,
+      nonce: randomBytes(24),
+      timestamp: Date.now(),
+      hash: c.sha256,
+    });
+    const results = c.encodeTxReadWriteSet({
+      nsRwsets: [
+        {
+          namespace: 'bench',
+          rwset: {
+            reads: [{ key, version: readVersion }],
+            rangeQueriesInfo: [],
+            writes: [{ key, isDelete: false, value }],
+            metadataWrites: [],
+          },
+          collectionHashedRwsets: [],
+        },
+      ],
+    });
+    const prp = c.encodeProposalResponsePayload({
+      proposalHash: c.computeProposalHash(proposal.headerBytes, proposal.inputBytes, c.sha256),
+      extension: c.encodeChaincodeAction({
+        results,
+        events: new Uint8Array(0),
+        response: { status: 200, message: '', payload: new Uint8Array(0) },
+        chaincodeName: 'bench',
+        chaincodeVersion: '1',
+      }),
+    });
+    const endorsements = [org1.peer, org2.peer].map((p) => {
+      const endorser = c.encodeSerializedIdentity(p.serialized);
+      return { endorser, signature: p.signer.sign(c.endorsementSignedBytes(prp, endorser)) };
+    });
+    const payload = c.buildTransactionPayload(proposal, prp, endorsements);
+    return c.encodeEnvelope({ payload, signature: org1.client.signer.sign(payload) });
+  }
+
+  async function buildBlocks(count, keyOf, readVersion) {
+    const out = [];
+    let prev = genesis;
+    const value = randomBytes(64);
+    for (let b = 1; b <= count; b++) {
+      const envs = [];
+      for (let i = 0; i < TXS_PER_BLOCK; i++) envs.push(await tx(keyOf(b, i), readVersion, value));
+      const block = c.buildBlock(
+        b,
+        c.computeBlockHash(prev, c.sha256),
+        envs,
+        c.encodeConsenterMetadata({ lastConfig: 0, raftIndex: b }),
+        c.sha256,
+      );
+      const signatureHeader = c.encodeSignatureHeader({
+        creator: c.encodeSerializedIdentity(ordererOrg.orderer.serialized),
+        nonce: randomBytes(24),
+      });
+      const signature = ordererOrg.orderer.signer.sign(
+        c.blockSignedBytes(block.header, signatureHeader, block.metadata.consenterMetadata),
+      );
+      prev = { ...block, metadata: { ...block.metadata, signatures: [{ signatureHeader, signature }] } };
+      out.push(c.encodeBlock(prev));
+    }
+    return out;
+  }
+
+  const workers = Math.max(1, availableParallelism());
+  const verifier = createSignatureVerifier({ poolSize: workers });
+  const dir = await mkdtemp(join(tmpdir(), 'loom-bench-commit-'));
+  const fmt = (x) => Math.round(x).toLocaleString('en-US');
+  console.log(
+    `commit bench: ${TXS_PER_BLOCK} tx/block, 2 endorsements + 1 creator signature each, ${blocks} blocks per run, ${workers} verify workers`,
+  );
+
+  async function measure(label, dataDir, blockBytes) {
+    const ledger = await openChannelLedger({ dataDir, channelId, signatureVerifier: verifier });
+    if (ledger.height() === 0) await ledger.commitBlock(c.encodeBlock(genesis));
+    const times = [];
+    const phases = { checkMs: 0, validateMs: 0, writeMs: 0 };
+    let valid = 0;
+    const start = process.hrtime.bigint();
+    for (const b of blockBytes) {
+      const t0 = process.hrtime.bigint();
+      const r = await ledger.commitBlock(b);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      valid += r.validTxs;
+      for (const k of Object.keys(phases)) phases[k] += r.phases[k];
+    }
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    await ledger.close();
+    const txs = blockBytes.length * TXS_PER_BLOCK;
+    times.sort((a, b) => a - b);
+    console.log(
+      `${label.padEnd(28)} ${fmt(txs / seconds).padStart(7)} tx/s   ${fmt(times[Math.floor(times.length / 2)])} ms/block median, ${fmt(times.at(-1))} ms max   (${valid}/${txs} valid)`,
+    );
+    const per = (k) => fmt(phases[k] / blockBytes.length);
+    console.log(
+      `${''.padEnd(28)} per block: checks ${per('checkMs')} ms, validation ${per('validateMs')} ms, write ${per('writeMs')} ms`,
+    );
+    if (valid !== txs) throw new Error(`${label}: only ${valid} of ${txs} transactions were valid`);
+  }
+
+  try {
+    // Run 1: empty state.
+    const t0 = Date.now();
+    const fresh = await buildBlocks(blocks, (b, i) => `new-${b}-${i}`, null);
+    console.log(`built ${blocks} blocks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await measure('state: 0 keys', join(dir, 'empty'), fresh);
+
+    // Run 2: pre-populated state (keys pre-0000000.. at version (0,0)), transactions read and update them.
+    const popDir = join(dir, 'populated');
+    {
+      const ledger = await openChannelLedger({ dataDir: popDir, channelId, signatureVerifier: verifier });
+      await ledger.commitBlock(c.encodeBlock(genesis));
+      await ledger.close();
+    }
+    const kv = await openLevelKV(channelLedgerPath(popDir, channelId));
+    const stores = await openLedgerStores(kv);
+    const value = randomBytes(64);
+    const pStart = Date.now();
+    let written = 0;
+    const BATCH = 20_000;
+    while (written < prepopulate && Date.now() - pStart < budgetSeconds * 1000) {
+      const n = Math.min(BATCH, prepopulate - written);
+      const updates = [];
+      for (let i = 0; i < n; i++) {
+        updates.push({
+          namespace: 'bench',
+          key: `pre-${String(written + i).padStart(7, '0')}`,
+          kind: 'put',
+          value,
+          version: { blockNum: 0, txNum: 0 },
+        });
+      }
+      const batch = kv.batch();
+      await stores.state.applyUpdates(batch, updates, 1);
+      await batch.write();
+      written += n;
+    }
+    await kv.close();
+    const pSeconds = (Date.now() - pStart) / 1000;
+    console.log(
+      `pre-populated ${fmt(written)} keys in ${pSeconds.toFixed(1)} s${written < prepopulate ? ` (time budget of ${budgetSeconds} s reached before ${fmt(prepopulate)})` : ''}`,
+    );
+    if (written < blocks * TXS_PER_BLOCK)
+      throw new Error(`pre-populate at least ${blocks * TXS_PER_BLOCK} keys (${TXS_PER_BLOCK} per block)`);
+    const stride = Math.max(1, Math.floor(written / (blocks * TXS_PER_BLOCK)));
+    const updating = await buildBlocks(
+      blocks,
+      (b, i) => `pre-${String(((b - 1) * TXS_PER_BLOCK + i) * stride).padStart(7, '0')}`,
+      { blockNum: 0, txNum: 0 },
+    );
+    await measure(`state: ${fmt(written)} keys`, popDir, updating);
+  } finally {
+    await verifier.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,26 @@
+import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { isHighS, parseDerSignature } from '@loom/common/portable';
+import { createTestOrg } from '@loom/common/testing/index';
+import { describe, expect, it } from 'vitest';
+import { sha256 } from './hash.js';
+import { newPrivateKeySigner } from './signers.js';
+
+describe('newPrivateKeySigner', () => {
+  it('signs digests with low-S DER signatures that node:crypto verifies over the message', async () => {
+    const org = await createTestOrg('Org1MSP');
+    const signer = newPrivateKeySigner(org.client.keyPem);
+    const key = createPublicKey(org.client.certPem);
+    for (let i = 0; i < 20; i++) {
+      const message = new TextEncoder().encode(`message ${i}`);
+      const signature = await signer(sha256(message));
+      expect(isHighS(parseDerSignature(signature).s)).toBe(false);
+      expect(nodeVerify('sha256', message, key, signature)).toBe(true);
+    }
+  });
+
+  it('refuses something that is not a P-256 private key', () => {
+    expect(() => newPrivateKeySigner('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')).toThrow(
+      /malformed key/,
+    );
+  });
+});

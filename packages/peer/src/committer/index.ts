@@ -1,0 +1,3 @@
+export * from './block-checks.js';
+export * from './ledger.js';
+export * from './verify.js';

@@ -1,0 +1,761 @@
+/**
+ * A channel's ledger on this peer: the level stores (blocks, state, history, accumulator) under
+ * `<dataDir>/ledgers/<channel>`, the channel's current configuration (MSPs and policies), and
+ * `commitBlock`, which checks a block, validates its transactions and commits everything derived
+ * from it in ONE atomic batch: block bytes, validation codes, txId index, state updates, the state
+ * savepoint, history entries, accumulator nodes and the last-config pointer. A crash therefore
+ * leaves the ledger at a block boundary; on open, a block store ahead of the savepoint (not
+ * producible by this code, but by an older layout or a hand-made copy) is caught up by re-applying
+ * the stored blocks.
+ *
+ * Commits are serialized; readers (API, events, proofs) see only committed batches.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  applicationPoliciesOf,
+  type Block,
+  type Bytes,
+  bytesEqual,
+  type ChaincodeEvent,
+  type ChannelConfig,
+  type ChannelPolicies,
+  computeBlockHash,
+  decodeBlock,
+  decodeBlockHeader,
+  decodeChannelHeader,
+  decodeConfigEnvelopeFromBlock,
+  decodeEnvelope,
+  decodeHeader,
+  decodePayload,
+  encodeBlock,
+  GENESIS_PREVIOUS_HASH,
+  HeaderType,
+  type HashFn,
+  LoomError,
+  type Logger,
+  MspManager,
+  mspConfigsOf,
+  ordererPoliciesOf,
+  sha256,
+  TxValidationCode,
+  type Version,
+} from '@loom/common';
+import {
+  type AccumulatedTx,
+  type KeyProof,
+  LedgerAccumulator,
+  type LedgerDigest,
+  type TxProof,
+} from '../ledger/accumulator.js';
+import { envelopeTxId } from '../ledger/block-store.js';
+import type { HistoryWrite, KeyModification } from '../ledger/history.js';
+import { readU64, tagged, u64 } from '../ledger/keys.js';
+import type { KV } from '../ledger/kv.js';
+import { openLedgerStores, type LedgerStores } from '../ledger/ledger-stores.js';
+import { openLevelKV } from '../ledger/level-kv.js';
+import type { VersionedValue } from '../ledger/state-reader.js';
+import { createEndorsementPolicySource } from '../validation/policies.js';
+import { createSignatureVerifier, type SignatureVerifier } from '../validation/signature-verifier.js';
+import type { StateReader } from '../validation/state-reader.js';
+import type { BlockValidationResult } from '../validation/types.js';
+import { validateBlock } from '../validation/validate-block.js';
+import { createKvAccumulatorStore } from './accumulator-store.js';
+import { checkBlockContinues, checkOrdererSignatures, readBlockHeader } from './block-checks.js';
+
+export const LedgerErrorCode = {
+  CHANNEL_NAME_INVALID: 'LEDGER_CHANNEL_NAME_INVALID',
+  NOT_A_CONFIG_BLOCK: 'LEDGER_NOT_A_CONFIG_BLOCK',
+  WRONG_CHANNEL: 'LEDGER_WRONG_CHANNEL',
+  NO_CONFIG: 'LEDGER_NO_CONFIG',
+  BLOCK_NOT_FOUND: 'LEDGER_BLOCK_NOT_FOUND',
+  TX_NOT_FOUND: 'LEDGER_TX_NOT_FOUND',
+  KEY_NOT_FOUND: 'LEDGER_KEY_NOT_FOUND',
+  CLOSED: 'LEDGER_CLOSED',
+} as const;
+
+/** Fabric's channel name rule; it also keeps a channel's directory inside the data dir. */
+const CHANNEL_NAME = /^[a-z][a-z0-9.-]{0,248}$/;
+
+export function checkChannelName(channelId: string): void {
+  if (!CHANNEL_NAME.test(channelId)) {
+    throw new LoomError(LedgerErrorCode.CHANNEL_NAME_INVALID, `invalid channel name ${JSON.stringify(channelId)}`, {
+      details: { channelId },
+    });
+  }
+}
+
+/** Where a channel's level database lives under a peer's data dir. */
+export function channelLedgerPath(dataDir: string, channelId: string): string {
+  checkChannelName(channelId);
+  return join(dataDir, 'ledgers', channelId);
+}
+
+/** One transaction of a committed block, as events report it. */
+export interface CommittedTx {
+  readonly txNum: number;
+  readonly txId: string;
+  readonly code: number;
+  /** The chaincode event of a valid transaction, if it set one. */
+  readonly chaincodeEvent: ChaincodeEvent | undefined;
+}
+
+export interface CommittedBlock {
+  readonly blockNum: number;
+  /** The block as received from the orderer. */
+  readonly bytes: Bytes;
+  readonly codes: Uint8Array;
+  readonly transactions: readonly CommittedTx[];
+  /** The new config when this was a valid config block. */
+  readonly config: ChannelConfig | undefined;
+}
+
+export interface CommitResult {
+  readonly blockNum: number;
+  readonly codes: Uint8Array;
+  readonly validTxs: number;
+  readonly durationMs: number;
+  /** Where the time went: block checks (hashes, orderer signatures), transaction validation, the batch. */
+  readonly phases: { readonly checkMs: number; readonly validateMs: number; readonly writeMs: number };
+}
+
+export interface ChannelLedgerOptions {
+  readonly dataDir: string;
+  readonly channelId: string;
+  readonly logger?: Logger;
+  /** Shared worker pool; when absent the ledger verifies on the main thread. */
+  readonly signatureVerifier?: SignatureVerifier;
+  readonly hash?: HashFn;
+  /** For certificate validity windows; default the wall clock. */
+  readonly clock?: () => Date;
+  /**
+   * A chaincode's endorsement policy text; undefined when it is not defined on the channel. Until
+   * the `_lifecycle` definitions land, the default gives every namespace the channel's
+   * `Endorsement` policy (Fabric's default for chaincode definitions).
+   */
+  readonly chaincodePolicy?: (namespace: string, config: ChannelConfig) => string | undefined;
+  readonly collectionPolicy?: (namespace: string, collection: string) => string | undefined;
+  /**
+   * Transaction simulation's readers/writer guard (simulation/commit-gate.ts): the batch is written
+   * inside `exclusive`, so no simulation sees state from two heights.
+   */
+  readonly commitGate?: { exclusive<T>(fn: () => Promise<T> | T): Promise<T> };
+}
+
+export interface ChannelLedger {
+  readonly channelId: string;
+  /** Committed blocks (the next block's number). */
+  height(): number;
+  /** The channel config in force for the next block; undefined before the genesis block. */
+  config(): ChannelConfig | undefined;
+  /** Checks, validates and commits the next block (bytes as received, or a decoded block). */
+  commitBlock(block: Bytes | Block): Promise<CommitResult>;
+  getBlockBytes(blockNum: number): Promise<Bytes | undefined>;
+  /** The block with the validation codes this peer committed. */
+  getBlock(blockNum: number): Promise<Block | undefined>;
+  getTxLocation(txId: string): Promise<{ blockNum: number; txNum: number; validationCode: number } | undefined>;
+  getState(namespace: string, key: string): Promise<VersionedValue | undefined>;
+  getHistoryForKey(namespace: string, key: string): AsyncIterable<KeyModification>;
+  /** The digest of the committed ledger (never of a block still being written). */
+  digest(): LedgerDigest;
+  /** Proof against `digest` (default: the current one); any earlier digest of this ledger works. */
+  proveTx(txId: string, digest?: LedgerDigest): Promise<TxProof>;
+  /** Proof of the key's latest version, or of `version` when given. */
+  proveKey(namespace: string, key: string, version?: Version, digest?: LedgerDigest): Promise<KeyProof>;
+  /** SHA-256 over every entry of the state DB (savepoint included), for comparing replicas. */
+  stateHash(): Promise<Bytes>;
+  /** Called after each commit, in order. Returns an unsubscribe function. */
+  onCommit(listener: (b: CommittedBlock) => void): () => void;
+  /** Resolves true once height > blockNum; false when aborted or closed. */
+  waitForBlock(blockNum: number, signal?: AbortSignal): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const META_LAST_CONFIG = tagged('c');
+
+interface ChannelView {
+  config: ChannelConfig;
+  msps: MspManager;
+  application: ChannelPolicies;
+  orderer: ChannelPolicies;
+  ordererMspIds: string[];
+}
+
+function channelView(config: ChannelConfig, clock: (() => Date) | undefined): ChannelView {
+  return {
+    config,
+    msps: new MspManager(mspConfigsOf(config), clock ? { clock } : {}),
+    application: applicationPoliciesOf(config),
+    orderer: ordererPoliciesOf(config),
+    ordererMspIds: Object.values(config.orderer.orgs).map((o) => o.mspId),
+  };
+}
+
+/** The channel config a config block carries; undefined for a normal block or an unreadable one. */
+function configOf(block: Block): { config: ChannelConfig | undefined; error: string | undefined } {
+  try {
+    return { config: decodeConfigEnvelopeFromBlock(block), error: undefined };
+  } catch (e) {
+    return { config: undefined, error: (e as Error).message };
+  }
+}
+
+function txTimestamp(envelope: Bytes): number {
+  try {
+    const payload = decodePayload(decodeEnvelope(envelope).payload);
+    return decodeChannelHeader(decodeHeader(payload.header).channelHeader).timestamp;
+  } catch {
+    return 0;
+  }
+}
+
+class LevelChannelLedger implements ChannelLedger {
+  readonly channelId: string;
+  readonly #stores: LedgerStores;
+  readonly #metaKv: KV;
+  readonly #accStore: ReturnType<typeof createKvAccumulatorStore>;
+  #acc: LedgerAccumulator;
+  readonly #hash: HashFn;
+  readonly #opts: ChannelLedgerOptions;
+  readonly #log: Logger | undefined;
+  readonly #verifier: SignatureVerifier;
+  readonly #ownVerifier: { close(): Promise<void> } | undefined;
+  #height: number;
+  #digest: LedgerDigest;
+  #lastHash: Bytes;
+  #view: ChannelView | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  readonly #listeners = new Set<(b: CommittedBlock) => void>();
+  readonly #waiters = new Set<{ blockNum: number; resolve: (ok: boolean) => void }>();
+  #closed = false;
+
+  constructor(args: {
+    stores: LedgerStores;
+    metaKv: KV;
+    accStore: ReturnType<typeof createKvAccumulatorStore>;
+    acc: LedgerAccumulator;
+    opts: ChannelLedgerOptions;
+    hash: HashFn;
+    height: number;
+    lastHash: Bytes;
+    view: ChannelView | undefined;
+  }) {
+    this.channelId = args.opts.channelId;
+    this.#stores = args.stores;
+    this.#metaKv = args.metaKv;
+    this.#accStore = args.accStore;
+    this.#acc = args.acc;
+    this.#opts = args.opts;
+    this.#hash = args.hash;
+    this.#log = args.opts.logger;
+    this.#height = args.height;
+    this.#digest = args.acc.digest();
+    this.#lastHash = args.lastHash;
+    this.#view = args.view;
+    if (args.opts.signatureVerifier) {
+      this.#verifier = args.opts.signatureVerifier;
+      this.#ownVerifier = undefined;
+    } else {
+      const pool = createSignatureVerifier({ poolSize: 0 });
+      this.#verifier = pool;
+      this.#ownVerifier = pool;
+    }
+  }
+
+  height(): number {
+    return this.#height;
+  }
+
+  config(): ChannelConfig | undefined {
+    return this.#view?.config;
+  }
+
+  commitBlock(input: Bytes | Block): Promise<CommitResult> {
+    const run = this.#queue.then(() => this.#commit(input));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #commit(input: Bytes | Block): Promise<CommitResult> {
+    this.#checkOpen();
+    const started = performance.now();
+    const bytes = input instanceof Uint8Array ? input : encodeBlock(input);
+    let block: Block;
+    try {
+      block = input instanceof Uint8Array ? decodeBlock(input) : input;
+    } catch (e) {
+      throw new LoomError('LEDGER_MALFORMED_BLOCK', `block does not decode: ${(e as Error).message}`, { cause: e });
+    }
+    const header = readBlockHeader(block);
+    checkBlockContinues(block, header, { number: this.#height, previousHash: this.#lastHash }, this.#hash);
+    const blockNum = header.number;
+
+    let view = this.#view;
+    const { config: newConfig, error: configError } = configOf(block);
+    if (blockNum === 0) {
+      // The genesis block is trusted because an administrator handed it to the peer (as in Fabric).
+      if (!newConfig) {
+        throw new LoomError(
+          LedgerErrorCode.NOT_A_CONFIG_BLOCK,
+          `block 0 is not a config block${configError ? `: ${configError}` : ''}`,
+        );
+      }
+      if (newConfig.channelId !== this.channelId) {
+        throw new LoomError(LedgerErrorCode.WRONG_CHANNEL, `genesis block is for channel ${newConfig.channelId}`, {
+          details: { channelId: newConfig.channelId, expected: this.channelId },
+        });
+      }
+      view = channelView(newConfig, this.#opts.clock);
+    } else {
+      if (!view) throw new LoomError(LedgerErrorCode.NO_CONFIG, 'ledger has no channel config', { httpStatus: 500 });
+      checkOrdererSignatures(block, blockNum, view.msps, view.orderer, view.ordererMspIds);
+    }
+
+    // A config block is applied through the config path, not the transaction validator: this peer
+    // accepts it as the channel's next config. (Checking the update's admin signatures against the
+    // modification policies is channel governance's, enforced by the orderer that cut the block.)
+    let applied: ChannelConfig | undefined;
+    let result: BlockValidationResult;
+    let checkedAt: number | undefined;
+    let nextView: ChannelView | undefined;
+    if (newConfig) {
+      let ok =
+        newConfig.channelId === this.channelId &&
+        (blockNum === 0 || newConfig.sequence > (this.#view?.config.sequence ?? -1));
+      if (ok && blockNum > 0) {
+        // A config whose MSPs or policies do not load would leave the ledger unable to reopen.
+        try {
+          nextView = channelView(newConfig, this.#opts.clock);
+        } catch (e) {
+          ok = false;
+          this.#log?.warn({ channel: this.channelId, blockNum, err: (e as Error).message }, 'config block unusable');
+        }
+      }
+      if (ok) applied = newConfig;
+      else
+        this.#log?.warn(
+          { channel: this.channelId, blockNum },
+          'config block rejected: wrong channel or stale sequence',
+        );
+      result = this.#configResult(block, blockNum, ok);
+    } else {
+      checkedAt = performance.now();
+      result = await this.#validate(block, blockNum, view);
+      for (const tx of result.transactions) {
+        // A CONFIG envelope that does not decode as a channel config, or shares a block with others.
+        if (tx.isConfig) {
+          result.codes[tx.txNum] = TxValidationCode.INVALID_CONFIG_TRANSACTION;
+          this.#log?.warn({ channel: this.channelId, blockNum, reason: configError }, 'config transaction rejected');
+        }
+      }
+    }
+    const codes = result.codes;
+
+    const validatedAt = performance.now();
+    await this.#writeBatch(block, blockNum, result, codes, applied !== undefined, bytes);
+    const writtenAt = performance.now();
+    this.#height = blockNum + 1;
+    this.#lastHash = computeBlockHash(block, this.#hash);
+    if (applied) {
+      this.#view = blockNum === 0 ? view : nextView;
+      this.#log?.info({ channel: this.channelId, blockNum, sequence: applied.sequence }, 'channel config updated');
+    }
+    const durationMs = performance.now() - started;
+    const transactions = result.transactions.map((t) => ({
+      txNum: t.txNum,
+      txId: t.txId,
+      code: codes[t.txNum]!,
+      chaincodeEvent: codes[t.txNum] === TxValidationCode.VALID ? t.chaincodeEvent : undefined,
+    }));
+    this.#notify({ blockNum, bytes, codes, transactions, config: applied });
+    const validTxs = codes.reduce((n, c) => n + (c === TxValidationCode.VALID ? 1 : 0), 0);
+    const phases = {
+      checkMs: (checkedAt ?? validatedAt) - started,
+      validateMs: validatedAt - (checkedAt ?? validatedAt),
+      writeMs: writtenAt - validatedAt,
+    };
+    return { blockNum, codes, validTxs, durationMs, phases };
+  }
+
+  #configResult(block: Block, blockNum: number, ok: boolean): BlockValidationResult {
+    const envelope = block.data[0]!;
+    const code = ok ? TxValidationCode.VALID : TxValidationCode.INVALID_CONFIG_TRANSACTION;
+    return {
+      blockNum,
+      codes: new Uint8Array([code]),
+      updates: [],
+      history: [],
+      transactions: [
+        {
+          txNum: 0,
+          txId: envelopeTxId(envelope) ?? '',
+          code,
+          headerType: HeaderType.CONFIG,
+          isConfig: ok,
+          envelopeHash: this.#hash(envelope),
+          chaincodeEvent: undefined,
+          reason: ok ? undefined : 'config rejected',
+        },
+      ],
+    };
+  }
+
+  async #validate(block: Block, blockNum: number, view: ChannelView): Promise<BlockValidationResult> {
+    const { state, blocks } = this.#stores;
+    // Every txId of the block looked up at once, instead of one read per transaction.
+    const txIds = [
+      ...new Set(
+        block.data.map((e) => envelopeTxId(e)).filter((t): t is string => t !== undefined && /^[0-9a-f]{64}$/.test(t)),
+      ),
+    ];
+    const locations = new Map<string, number>();
+    const found = await Promise.all(txIds.map((t) => blocks.getTxLocation(t)));
+    for (const [i, loc] of found.entries()) if (loc) locations.set(txIds[i]!, loc.blockNum);
+    const reader: StateReader = {
+      getVersion: (ns, key) => state.getVersion(ns, key),
+      getMetadata: (ns, key) => state.getMetadata(ns, key),
+      rangeScan: (ns, start, end) => state.rangeScan(ns, start, end),
+      // Only blocks before this one count, so re-applying a stored block (recovery) sees what it saw.
+      isTxIdCommitted: async (txId) => {
+        const at = locations.has(txId) ? locations.get(txId) : (await blocks.getTxLocation(txId))?.blockNum;
+        return at !== undefined && at < blockNum;
+      },
+    };
+    const chaincodePolicy =
+      this.#opts.chaincodePolicy ?? ((_ns: string, config: ChannelConfig) => config.policies.Endorsement?.rule);
+    const policies = createEndorsementPolicySource(view.application, {
+      chaincode: (ns) => chaincodePolicy(ns, view.config),
+      ...(this.#opts.collectionPolicy ? { collection: this.#opts.collectionPolicy } : {}),
+    });
+    return validateBlock(block, {
+      channelId: this.channelId,
+      stateReader: reader,
+      msp: view.msps,
+      policies,
+      signatureVerifier: this.#verifier,
+      hash: this.#hash,
+    });
+  }
+
+  /**
+   * Everything a block changes, in one batch. `bytes` undefined: the block is already in the block
+   * store (recovery) and only what is derived from it is written.
+   */
+  async #writeBatch(
+    block: Block,
+    blockNum: number,
+    result: BlockValidationResult,
+    codes: Uint8Array,
+    isConfig: boolean,
+    bytes: Bytes | undefined,
+    rewriteCodes = false,
+  ): Promise<void> {
+    const { kv, blocks, state, history } = this.#stores;
+    const batch = kv.batch();
+    if (bytes !== undefined) await blocks.addBlock(batch, bytes, codes);
+    // The block store's codes key (ledger/keys.ts layout): what the accumulator leaves commit to.
+    else if (rewriteCodes) batch.scoped(kv.sublevel('blocks')).put(tagged('c', u64(blockNum)), codes);
+    await state.applyUpdates(batch, result.updates, blockNum + 1);
+    history.addEntries(batch, this.#historyWrites(block, result));
+    if (isConfig) batch.scoped(this.#metaKv).put(META_LAST_CONFIG, u64(blockNum));
+    this.#accStore.bind(batch);
+    try {
+      const txs: AccumulatedTx[] = result.transactions.map((t) => ({
+        envelopeHash: t.envelopeHash,
+        validationCode: codes[t.txNum]!,
+      }));
+      await this.#acc.appendBlock(blockNum, txs);
+      const gate = this.#opts.commitGate;
+      if (gate) await gate.exclusive(() => batch.write());
+      else await batch.write();
+      this.#digest = this.#acc.digest();
+    } catch (e) {
+      // The accumulator advanced in memory; reload it at the committed height.
+      this.#acc = await LedgerAccumulator.open(this.#accStore, {
+        channelId: this.channelId,
+        hash: this.#hash,
+        height: blockNum,
+      });
+      throw e;
+    } finally {
+      this.#accStore.bind(undefined);
+    }
+  }
+
+  #historyWrites(block: Block, result: BlockValidationResult): HistoryWrite[] {
+    if (result.history.length === 0) return [];
+    const values = new Map<string, Bytes | undefined>();
+    for (const u of result.updates) {
+      if (u.collection !== undefined || u.kind === 'metadata') continue;
+      values.set(`${u.version.txNum}\u0000${u.namespace}\u0000${u.key}`, u.value);
+    }
+    const txIds = new Map(result.transactions.map((t) => [t.txNum, t.txId]));
+    const timestamps = new Map<number, number>();
+    return result.history.map((h) => {
+      const txNum = h.version.txNum;
+      let ts = timestamps.get(txNum);
+      if (ts === undefined) {
+        ts = txTimestamp(block.data[txNum]!);
+        timestamps.set(txNum, ts);
+      }
+      return {
+        namespace: h.namespace,
+        key: h.key,
+        blockNum: h.version.blockNum,
+        txNum,
+        txId: txIds.get(txNum) ?? '',
+        timestamp: ts,
+        isDelete: h.isDelete,
+        value: h.isDelete ? undefined : values.get(`${txNum}\u0000${h.namespace}\u0000${h.key}`),
+      };
+    });
+  }
+
+  /** Re-applies blocks the block store holds beyond the state savepoint (see the module comment). */
+  async recover(from: number, to: number): Promise<void> {
+    for (let n = from; n < to; n++) {
+      const bytes = await this.#stores.blocks.getBlockBytes(n);
+      if (!bytes) throw new LoomError('LEDGER_CORRUPT', `block ${n} missing from the block store`, { httpStatus: 500 });
+      const block = decodeBlock(bytes);
+      const cfg = configOf(block).config;
+      const stored = await this.#stores.blocks.getValidationCodes(n);
+      let result: BlockValidationResult;
+      if (cfg) result = this.#configResult(block, n, stored?.[0] === TxValidationCode.VALID);
+      else result = await this.#validate(block, n, this.#view!);
+      const codes = result.codes;
+      const rewriteCodes = !(stored && bytesEqual(stored, codes));
+      if (rewriteCodes) {
+        this.#log?.error({ channel: this.channelId, blockNum: n }, 'recovered block validates differently than stored');
+      }
+      const isConfig = cfg !== undefined && codes[0] === TxValidationCode.VALID;
+      await this.#writeBatch(block, n, result, codes, isConfig, undefined, rewriteCodes);
+      if (isConfig) this.#view = channelView(cfg, this.#opts.clock);
+      this.#height = n + 1;
+      this.#lastHash = computeBlockHash(block, this.#hash);
+      this.#log?.warn({ channel: this.channelId, blockNum: n }, 'recovered block beyond the state savepoint');
+    }
+  }
+
+  getBlockBytes(blockNum: number): Promise<Bytes | undefined> {
+    if (!Number.isSafeInteger(blockNum) || blockNum < 0 || blockNum >= this.#height) return Promise.resolve(undefined);
+    return this.#stores.blocks.getBlockBytes(blockNum);
+  }
+
+  getBlock(blockNum: number): Promise<Block | undefined> {
+    if (!Number.isSafeInteger(blockNum) || blockNum < 0 || blockNum >= this.#height) return Promise.resolve(undefined);
+    return this.#stores.blocks.getBlock(blockNum);
+  }
+
+  getTxLocation(txId: string) {
+    return this.#stores.blocks.getTxLocation(txId);
+  }
+
+  getState(namespace: string, key: string): Promise<VersionedValue | undefined> {
+    return this.#stores.state.getState(namespace, key);
+  }
+
+  getHistoryForKey(namespace: string, key: string): AsyncIterable<KeyModification> {
+    return this.#stores.history.getHistoryForKey(namespace, key);
+  }
+
+  digest(): LedgerDigest {
+    return this.#digest;
+  }
+
+  async #txAt(blockNum: number, txNum: number) {
+    const bytes = await this.#stores.blocks.getBlockBytes(blockNum);
+    const codes = await this.#stores.blocks.getValidationCodes(blockNum);
+    const envelope = bytes ? decodeBlock(bytes).data[txNum] : undefined;
+    if (!envelope || !codes) {
+      throw new LoomError(LedgerErrorCode.TX_NOT_FOUND, `no transaction ${txNum} in block ${blockNum}`, {
+        httpStatus: 404,
+      });
+    }
+    return { envelope, validationCode: codes[txNum]!, txId: envelopeTxId(envelope) ?? '' };
+  }
+
+  async proveTx(txId: string, digest: LedgerDigest = this.#digest): Promise<TxProof> {
+    const loc = await this.#stores.blocks.getTxLocation(txId);
+    if (!loc) throw new LoomError(LedgerErrorCode.TX_NOT_FOUND, `transaction ${txId} not found`, { httpStatus: 404 });
+    const tx = await this.#txAt(loc.blockNum, loc.txNum);
+    return this.#acc.proveTx({ blockNum: loc.blockNum, txNum: loc.txNum, ...tx }, digest);
+  }
+
+  async proveKey(
+    namespace: string,
+    key: string,
+    version?: Version,
+    digest: LedgerDigest = this.#digest,
+  ): Promise<KeyProof> {
+    let found: KeyModification | undefined;
+    for await (const m of this.#stores.history.getHistoryForKey(namespace, key)) {
+      if (m.blockNum >= digest.height) continue;
+      if (version === undefined || (m.blockNum === version.blockNum && m.txNum === version.txNum)) {
+        found = m;
+        break;
+      }
+      if (m.blockNum < version.blockNum) break;
+    }
+    if (!found) {
+      throw new LoomError(
+        LedgerErrorCode.KEY_NOT_FOUND,
+        `no write of ${namespace}/${key}${version ? ` at ${version.blockNum}:${version.txNum}` : ''}`,
+        {
+          httpStatus: 404,
+          details: { namespace, key },
+        },
+      );
+    }
+    const tx = await this.#txAt(found.blockNum, found.txNum);
+    return this.#acc.proveKey(
+      {
+        namespace,
+        key,
+        version: { blockNum: found.blockNum, txNum: found.txNum },
+        isDelete: found.isDelete,
+        valueHash: found.isDelete ? new Uint8Array(0) : this.#hash(found.value),
+      },
+      tx,
+      digest,
+    );
+  }
+
+  async stateHash(): Promise<Bytes> {
+    return hashEntries(this.#stores.kv.sublevel('state'));
+  }
+
+  onCommit(listener: (b: CommittedBlock) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  waitForBlock(blockNum: number, signal?: AbortSignal): Promise<boolean> {
+    if (blockNum < this.#height) return Promise.resolve(true);
+    if (this.#closed || signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const w = {
+        blockNum,
+        resolve: (ok: boolean) => {
+          this.#waiters.delete(w);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(ok);
+        },
+      };
+      const onAbort = () => w.resolve(false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(w);
+    });
+  }
+
+  #notify(b: CommittedBlock): void {
+    for (const l of this.#listeners) {
+      try {
+        l(b);
+      } catch (e) {
+        this.#log?.error({ err: e }, 'commit listener failed');
+      }
+    }
+    for (const w of [...this.#waiters]) if (w.blockNum < this.#height) w.resolve(true);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed)
+      throw new LoomError(LedgerErrorCode.CLOSED, `ledger of ${this.channelId} is closed`, { httpStatus: 503 });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
+    for (const w of [...this.#waiters]) w.resolve(false);
+    this.#listeners.clear();
+    await this.#ownVerifier?.close();
+    await this.#stores.close();
+  }
+}
+
+/** SHA-256 over `len(k) k len(v) v` of every entry of a store view, in key order. */
+export async function hashEntries(kv: KV): Promise<Bytes> {
+  const h = (await import('node:crypto')).createHash('sha256');
+  const len = new Uint8Array(4);
+  const dv = new DataView(len.buffer);
+  for await (const [k, v] of kv.iterate()) {
+    dv.setUint32(0, k.length);
+    h.update(len);
+    h.update(k);
+    dv.setUint32(0, v.length);
+    h.update(len);
+    h.update(v);
+  }
+  return new Uint8Array(h.digest());
+}
+
+/** Opens the stores of one channel's ledger on a KV (tests may pass an in-memory one). */
+export async function openChannelLedgerOnKv(kv: KV, opts: ChannelLedgerOptions): Promise<ChannelLedger> {
+  checkChannelName(opts.channelId);
+  const hash = opts.hash ?? sha256;
+  const stores = await openLedgerStores(kv);
+  const metaKv = kv.sublevel('meta');
+  const accStore = createKvAccumulatorStore(kv.sublevel('acc'));
+  const blockHeight = await stores.blocks.height();
+  const savepoint = await stores.state.height();
+  if (savepoint > blockHeight) {
+    throw new LoomError(
+      'LEDGER_CORRUPT',
+      `state savepoint ${savepoint} is beyond the block store height ${blockHeight}`,
+      {
+        httpStatus: 500,
+      },
+    );
+  }
+  const acc = await LedgerAccumulator.open(accStore, { channelId: opts.channelId, hash, height: savepoint });
+  let lastHash: Bytes = GENESIS_PREVIOUS_HASH;
+  if (savepoint > 0) {
+    const bytes = await stores.blocks.getBlockBytes(savepoint - 1);
+    if (!bytes) throw new LoomError('LEDGER_CORRUPT', `block ${savepoint - 1} missing`, { httpStatus: 500 });
+    lastHash = computeBlockHash(decodeBlock(bytes), hash);
+  }
+  let view: ChannelView | undefined;
+  const lc = await metaKv.get(META_LAST_CONFIG);
+  if (lc !== undefined) {
+    const n = readU64(lc);
+    const bytes = await stores.blocks.getBlockBytes(n);
+    const cfg = bytes ? decodeConfigEnvelopeFromBlock(decodeBlock(bytes)) : undefined;
+    if (!cfg) throw new LoomError('LEDGER_CORRUPT', `last config block ${n} unreadable`, { httpStatus: 500 });
+    view = channelView(cfg, opts.clock);
+  }
+  const ledger = new LevelChannelLedger({
+    stores,
+    metaKv,
+    accStore,
+    acc,
+    opts,
+    hash,
+    height: savepoint,
+    lastHash,
+    view,
+  });
+  if (blockHeight > savepoint) {
+    opts.logger?.warn({ channel: opts.channelId, blockHeight, savepoint }, 'block store ahead of state: recovering');
+    await ledger.recover(savepoint, blockHeight);
+  }
+  return ledger;
+}
+
+/** Opens (creating if needed) the ledger of `channelId` under `<dataDir>/ledgers/<channelId>`. */
+export async function openChannelLedger(opts: ChannelLedgerOptions): Promise<ChannelLedger> {
+  const path = channelLedgerPath(opts.dataDir, opts.channelId);
+  await mkdir(path, { recursive: true });
+  const kv = await openLevelKV(path);
+  try {
+    return await openChannelLedgerOnKv(kv, opts);
+  } catch (e) {
+    await kv.close();
+    throw e;
+  }
+}
+
+/** The block number in a block's bytes, without trusting anything else in it. */
+export function blockNumberOf(block: Bytes): number {
+  return decodeBlockHeader(decodeBlock(block).header).number;
+}

@@ -1,0 +1,2 @@
+export * from './deliver-client.js';
+export * from './frames.js';

@@ -1,0 +1,127 @@
+/**
+ * The peer's node config (`peer.yaml`), e.g.
+ *
+ *   id: peer0.org1.example.com
+ *   mspId: Org1MSP
+ *   mspDir: ./crypto/peer0/msp        # Fabric-layout MSP folder with signcerts/ and keystore/
+ *   dataDir: ./data/peer0             # ledgers live in <dataDir>/ledgers/<channel>
+ *   listen: { host: 127.0.0.1, port: 7051 }        # peer API
+ *   operations: { host: 127.0.0.1, port: 9443 }    # /healthz, /metrics, /logspec
+ *   orderers: [ http://127.0.0.1:7050 ]
+ *   channels:                          # joined at start (a ledger already on disk is reopened anyway)
+ *     - name: mychannel
+ *       genesisBlock: ./mychannel.block
+ *   debugStateApi: false               # GET /v1/channels/:ch/state/:ns/:key
+ *   logLevel: info
+ *
+ * Relative paths are resolved against the config file's directory.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { LoomError } from '@loom/common';
+import { parse as parseYaml } from 'yaml';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerChannelConfig {
+  readonly name: string;
+  /** Path of the channel's genesis block (encoded Block); needed only to join. */
+  readonly genesisBlock?: string | undefined;
+}
+
+export interface PeerConfig {
+  readonly id: string;
+  readonly mspId: string;
+  readonly mspDir: string;
+  readonly dataDir: string;
+  readonly listen: HostPort;
+  readonly operations: HostPort;
+  readonly orderers: readonly string[];
+  readonly channels: readonly PeerChannelConfig[];
+  readonly debugStateApi: boolean;
+  readonly logLevel: string;
+  /** Signature verification worker threads (default: cores, at most 4). */
+  readonly verifyWorkers?: number | undefined;
+}
+
+export const PeerConfigErrorCode = { INVALID: 'PEER_CONFIG_INVALID' } as const;
+
+function invalid(file: string, path: string, message: string): LoomError {
+  return new LoomError(PeerConfigErrorCode.INVALID, `${file}: ${path}: ${message}`, { details: { file, path } });
+}
+
+/** Checks a parsed YAML/JSON document; `baseDir` resolves relative paths. */
+export function parsePeerConfig(doc: unknown, file = 'peer config', baseDir = process.cwd()): PeerConfig {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw invalid(file, '(root)', 'expected a mapping');
+  const o = doc as Record<string, unknown>;
+  const str = (k: string, dflt?: string): string => {
+    const v = o[k] ?? dflt;
+    if (typeof v !== 'string' || v.length === 0) throw invalid(file, k, 'expected a non-empty string');
+    return v;
+  };
+  const hostPort = (k: string, dflt?: HostPort): HostPort => {
+    const v = (o[k] ?? dflt) as Record<string, unknown> | undefined;
+    if (typeof v !== 'object' || v === null) throw invalid(file, k, 'expected { host, port }');
+    const host = v.host ?? '127.0.0.1';
+    const port = v.port;
+    if (typeof host !== 'string') throw invalid(file, `${k}.host`, 'expected a string');
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      throw invalid(file, `${k}.port`, 'expected a port number (0 picks a free one)');
+    }
+    return { host, port };
+  };
+  const orderers = o.orderers ?? [];
+  if (!Array.isArray(orderers) || !orderers.every((x) => typeof x === 'string' && /^https?:\/\//.test(x))) {
+    throw invalid(file, 'orderers', 'expected a list of http(s):// URLs');
+  }
+  const channelsIn = o.channels ?? [];
+  if (!Array.isArray(channelsIn)) throw invalid(file, 'channels', 'expected a list');
+  const channels = channelsIn.map((c, i): PeerChannelConfig => {
+    if (typeof c === 'string') return { name: c };
+    if (typeof c !== 'object' || c === null || typeof (c as { name?: unknown }).name !== 'string') {
+      throw invalid(file, `channels[${i}]`, 'expected a channel name or { name, genesisBlock }');
+    }
+    const g = (c as { genesisBlock?: unknown }).genesisBlock;
+    if (g !== undefined && typeof g !== 'string') throw invalid(file, `channels[${i}].genesisBlock`, 'expected a path');
+    return { name: (c as { name: string }).name, genesisBlock: g === undefined ? undefined : resolve(baseDir, g) };
+  });
+  const debug = o.debugStateApi ?? false;
+  if (typeof debug !== 'boolean') throw invalid(file, 'debugStateApi', 'expected true or false');
+  const workers = o.verifyWorkers;
+  if (workers !== undefined && (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 0)) {
+    throw invalid(file, 'verifyWorkers', 'expected a non-negative integer');
+  }
+  return {
+    id: str('id'),
+    mspId: str('mspId'),
+    mspDir: resolve(baseDir, str('mspDir')),
+    dataDir: resolve(baseDir, str('dataDir')),
+    listen: hostPort('listen'),
+    operations: hostPort('operations', { host: '127.0.0.1', port: 0 }),
+    orderers: orderers as string[],
+    channels,
+    debugStateApi: debug,
+    logLevel: str('logLevel', 'info'),
+    verifyWorkers: workers as number | undefined,
+  };
+}
+
+export async function loadPeerConfig(file: string): Promise<PeerConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new LoomError(PeerConfigErrorCode.INVALID, `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new LoomError(PeerConfigErrorCode.INVALID, `${file}: not valid YAML: ${(e as Error).message}`, { cause: e });
+  }
+  return parsePeerConfig(doc, file, dirname(resolve(file)));
+}

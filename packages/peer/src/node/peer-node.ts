@@ -1,0 +1,460 @@
+/**
+ * The peer process around the ledger: opens every channel ledger under the data dir, joins
+ * channels from genesis blocks, pulls blocks from the orderers (one deliver client per channel),
+ * and serves the ledger API and the operations endpoint.
+ *
+ * Channel join (`POST /v1/channels` with the genesis block bytes) is accepted from loopback
+ * clients only, until the governance work brings admin-signed join requests.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  type Bytes,
+  childLogger,
+  createLogger,
+  createOperationsServer,
+  decodeBlock,
+  decodeBlockHeader,
+  decodeConfigEnvelopeFromBlock,
+  encodeBlock,
+  installLoomErrorHandling,
+  type Logger,
+  LoomError,
+  loadMspFromDir,
+  type OperationsServer,
+  type SerializedIdentity,
+  signerFromKey,
+  toBase64,
+  txValidationCodeName,
+  utf8,
+  type Version,
+} from '@loom/common';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { type ChannelLedger, openChannelLedger } from '../committer/ledger.js';
+import { createDeliverClient, type DeliverClient } from '../delivery/deliver-client.js';
+import { BLOCK_STREAM_CONTENT_TYPE, encodeFrame } from '../delivery/frames.js';
+import { encodeLedgerDigest } from '../ledger/accumulator.js';
+import { committedBlocks, committedChaincodeEvents } from './ledger-feeds.js';
+import { createSignatureVerifier, type SignatureVerifierPool } from '../validation/signature-verifier.js';
+import type { PeerConfig } from './config.js';
+import {
+  digestToJson,
+  encodeChaincodeEventFrame,
+  encodeFilteredBlock,
+  keyProofToJson,
+  peerRoutes,
+  type SignedDigestJson,
+  txProofToJson,
+} from './routes.js';
+
+export const PeerErrorCode = {
+  CHANNEL_NOT_JOINED: 'PEER_CHANNEL_NOT_JOINED',
+  CHANNEL_ALREADY_JOINED: 'PEER_CHANNEL_ALREADY_JOINED',
+  FORBIDDEN: 'PEER_FORBIDDEN',
+  BAD_REQUEST: 'PEER_BAD_REQUEST',
+  NOT_FOUND: 'PEER_NOT_FOUND',
+  NO_IDENTITY: 'PEER_NO_SIGNING_IDENTITY',
+} as const;
+
+export interface PeerNode {
+  readonly id: string;
+  /** Base URL of the peer API. */
+  readonly url: string;
+  readonly operationsUrl: string;
+  channels(): string[];
+  ledger(channelId: string): ChannelLedger;
+  joinChannel(genesisBlock: Bytes): Promise<{ channelId: string; height: number }>;
+  stop(): Promise<void>;
+}
+
+export interface StartPeerOptions {
+  readonly logger?: Logger;
+}
+
+interface Channel {
+  readonly ledger: ChannelLedger;
+  readonly deliver: DeliverClient | undefined;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+function badRequest(message: string): LoomError {
+  return new LoomError(PeerErrorCode.BAD_REQUEST, message, { httpStatus: 400 });
+}
+
+function parseBlockNumber(s: string, what: string): number {
+  if (!/^\d{1,15}$/.test(s)) throw badRequest(`${what} must be a block number`);
+  return Number(s);
+}
+
+function parseVersion(s: string): Version {
+  const m = /^(\d{1,15}):(\d{1,15})$/.exec(s);
+  if (!m) throw badRequest('version must be <blockNum>:<txNum>');
+  return { blockNum: Number(m[1]), txNum: Number(m[2]) };
+}
+
+export async function startPeer(config: PeerConfig, options: StartPeerOptions = {}): Promise<PeerNode> {
+  const logger =
+    options.logger ?? createLogger({ component: 'peer', level: config.logLevel, bindings: { node: config.id } });
+  const log = logger;
+  const msp = await loadMspFromDir(config.mspDir, config.mspId);
+  if (!msp.signingIdentity) {
+    throw new LoomError(PeerErrorCode.NO_IDENTITY, `MSP folder ${config.mspDir} has no signing identity`);
+  }
+  const identity: SerializedIdentity = { mspId: config.mspId, idBytes: utf8(msp.signingIdentity.certPem) };
+  const signer = signerFromKey(msp.signingIdentity.privateKey);
+  const deliverSigner = { identity, sign: (m: Bytes) => signer.sign(m) };
+
+  const registry = new Registry();
+  const heightGauge = new Gauge({
+    name: 'ledger_blockchain_height',
+    help: 'Height of the channel ledger (blocks committed).',
+    labelNames: ['channel'],
+    registers: [registry],
+  });
+  const commitHistogram = new Histogram({
+    name: 'ledger_block_processing_time',
+    help: 'Seconds to check, validate and commit a block.',
+    labelNames: ['channel'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const txCounter = new Counter({
+    name: 'ledger_transaction_count',
+    help: 'Transactions committed, by validation code.',
+    labelNames: ['channel', 'validation_code'],
+    registers: [registry],
+  });
+
+  const verifier: SignatureVerifierPool = createSignatureVerifier({
+    poolSize: config.verifyWorkers ?? 2,
+  });
+  const channels = new Map<string, Channel>();
+  const streams = new Set<AbortController>();
+  let stopping = false;
+
+  async function openChannel(channelId: string): Promise<ChannelLedger> {
+    const ledger = await openChannelLedger({
+      dataDir: config.dataDir,
+      channelId,
+      logger: childLogger(log, 'ledger', { channel: channelId }),
+      signatureVerifier: verifier,
+    });
+    heightGauge.set({ channel: channelId }, ledger.height());
+    ledger.onCommit((b) => {
+      heightGauge.set({ channel: channelId }, b.blockNum + 1);
+      for (const c of b.codes) txCounter.inc({ channel: channelId, validation_code: txValidationCodeName(c) });
+    });
+    return ledger;
+  }
+
+  function startDelivery(channelId: string, ledger: ChannelLedger): DeliverClient | undefined {
+    if (config.orderers.length === 0) return undefined;
+    const timed = {
+      height: () => ledger.height(),
+      commitBlock: async (b: Bytes) => {
+        const r = await ledger.commitBlock(b);
+        commitHistogram.observe({ channel: channelId }, r.durationMs / 1000);
+        log.debug(
+          { channel: channelId, blockNum: r.blockNum, validTxs: r.validTxs, ms: r.durationMs },
+          'block committed',
+        );
+        return r;
+      },
+    };
+    const client = createDeliverClient({
+      channelId,
+      orderers: config.orderers,
+      signer: deliverSigner,
+      ledger: timed,
+      logger: childLogger(log, 'deliver', { channel: channelId }),
+    });
+    client.start();
+    return client;
+  }
+
+  async function joinChannel(genesis: Bytes): Promise<{ channelId: string; height: number }> {
+    let channelId: string;
+    try {
+      const cfg = decodeConfigEnvelopeFromBlock(decodeBlock(genesis));
+      if (!cfg) throw new Error('not a config block');
+      channelId = cfg.channelId;
+    } catch (e) {
+      throw badRequest(`the body must be a channel's genesis block: ${(e as Error).message}`);
+    }
+    if (channels.has(channelId)) {
+      throw new LoomError(PeerErrorCode.CHANNEL_ALREADY_JOINED, `already joined ${channelId}`, {
+        httpStatus: 409,
+        details: { channelId },
+      });
+    }
+    const ledger = await openChannel(channelId);
+    try {
+      if (ledger.height() === 0) await ledger.commitBlock(genesis);
+    } catch (e) {
+      await ledger.close();
+      throw e;
+    }
+    channels.set(channelId, { ledger, deliver: startDelivery(channelId, ledger) });
+    log.info({ channel: channelId, height: ledger.height() }, 'joined channel');
+    return { channelId, height: ledger.height() };
+  }
+
+  // Every ledger already on disk, then the configured channels not yet joined.
+  const onDisk = await readdir(join(config.dataDir, 'ledgers')).catch(() => [] as string[]);
+  for (const name of onDisk.sort()) {
+    let ledger: ChannelLedger;
+    try {
+      ledger = await openChannel(name);
+    } catch (e) {
+      log.error({ channel: name, err: (e as Error).message }, 'cannot open the ledger found on disk: skipped');
+      continue;
+    }
+    if (ledger.height() === 0 && !config.channels.some((c) => c.name === name && c.genesisBlock)) {
+      await ledger.close();
+      continue;
+    }
+    channels.set(name, { ledger, deliver: undefined });
+  }
+  for (const c of config.channels) {
+    const ch = channels.get(c.name);
+    if (ch && ch.ledger.height() > 0) continue;
+    if (ch) {
+      await ch.ledger.close();
+      channels.delete(c.name);
+    }
+    if (!c.genesisBlock) {
+      log.warn({ channel: c.name }, 'channel configured without a genesis block and no ledger on disk: not joined');
+      continue;
+    }
+    await joinChannel(new Uint8Array(await readFile(c.genesisBlock)));
+  }
+  for (const [name, ch] of channels) {
+    if (!ch.deliver) channels.set(name, { ledger: ch.ledger, deliver: startDelivery(name, ch.ledger) });
+  }
+
+  const requireChannel = (channelId: string): ChannelLedger => {
+    const ch = channels.get(channelId);
+    if (!ch) {
+      throw new LoomError(PeerErrorCode.CHANNEL_NOT_JOINED, `this peer has not joined channel ${channelId}`, {
+        httpStatus: 404,
+        details: { channelId },
+      });
+    }
+    return ch.ledger;
+  };
+
+  const app = buildApi();
+  const ops: OperationsServer = createOperationsServer({
+    host: config.operations.host,
+    port: config.operations.port,
+    logger: childLogger(log, 'operations'),
+    registry,
+    healthChecks: [
+      {
+        name: 'ledger',
+        check: async () => {
+          if (stopping) throw new Error('stopping');
+        },
+      },
+    ],
+  });
+
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (e) {
+    throw new LoomError('PEER_LISTEN_FAILED', `peer cannot listen on ${config.listen.host}:${config.listen.port}`, {
+      cause: e,
+      httpStatus: 500,
+    });
+  }
+  const addr = app.server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const opsAddr = await ops.start();
+  log.info({ url, operations: opsAddr.url, channels: [...channels.keys()] }, 'peer started');
+
+  function buildApi(): FastifyInstance {
+    const api = Fastify({
+      loggerInstance: childLogger(log, 'api'),
+      disableRequestLogging: true,
+      bodyLimit: 128 * 1024 * 1024,
+      // Event streams are long-lived; stopping the peer ends them.
+      forceCloseConnections: true,
+    }) as unknown as FastifyInstance;
+    installLoomErrorHandling(api);
+    api.addContentTypeParser(
+      ['application/octet-stream', BLOCK_STREAM_CONTENT_TYPE],
+      { parseAs: 'buffer' },
+      (_req, body, done) => done(null, body),
+    );
+    type P<T> = { Params: T; Querystring: Record<string, string | undefined> };
+
+    api.post(peerRoutes.joinChannel.path, async (req: FastifyRequest, reply) => {
+      // Until admin-signed join requests (governance), only a client on this machine may join.
+      if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) {
+        throw new LoomError(PeerErrorCode.FORBIDDEN, 'channel join is accepted from localhost only', {
+          httpStatus: 403,
+        });
+      }
+      const body = req.body;
+      if (!(body instanceof Uint8Array) || body.length === 0) {
+        throw badRequest('the body must be the genesis block bytes (application/octet-stream)');
+      }
+      const r = await joinChannel(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+      return reply.code(201).send(r);
+    });
+
+    api.get(peerRoutes.listChannels.path, async () => ({
+      channels: [...channels.entries()].map(([name, ch]) => ({ name, height: ch.ledger.height() })),
+    }));
+
+    api.get<P<{ channel: string }>>(peerRoutes.height.path, async (req) => {
+      const ledger = requireChannel(req.params.channel);
+      return { channelId: ledger.channelId, height: ledger.height() };
+    });
+
+    api.get<P<{ channel: string; number: string }>>(peerRoutes.block.path, async (req, reply) => {
+      const ledger = requireChannel(req.params.channel);
+      const n = parseBlockNumber(req.params.number, 'number');
+      const block = await ledger.getBlock(n);
+      if (!block) {
+        throw new LoomError(PeerErrorCode.NOT_FOUND, `block ${n} not committed (height ${ledger.height()})`, {
+          httpStatus: 404,
+        });
+      }
+      return reply.type('application/octet-stream').send(Buffer.from(encodeBlock(block)));
+    });
+
+    api.get<P<{ channel: string; txId: string }>>(peerRoutes.tx.path, async (req) => {
+      const ledger = requireChannel(req.params.channel);
+      if (!/^[0-9a-f]{64}$/.test(req.params.txId)) throw badRequest('txId must be 64 lowercase hex digits');
+      const loc = await ledger.getTxLocation(req.params.txId);
+      if (!loc)
+        throw new LoomError(PeerErrorCode.NOT_FOUND, `transaction ${req.params.txId} not found`, { httpStatus: 404 });
+      return {
+        txId: req.params.txId,
+        blockNum: loc.blockNum,
+        txNum: loc.txNum,
+        validationCode: loc.validationCode,
+        validationCodeName: txValidationCodeName(loc.validationCode),
+      };
+    });
+
+    api.get<P<{ channel: string; namespace: string; key: string }>>(peerRoutes.state.path, async (req) => {
+      if (!config.debugStateApi) {
+        throw new LoomError(
+          PeerErrorCode.FORBIDDEN,
+          'the debug state API is disabled (debugStateApi: true enables it)',
+          {
+            httpStatus: 403,
+          },
+        );
+      }
+      const ledger = requireChannel(req.params.channel);
+      const v = await ledger.getState(req.params.namespace, req.params.key);
+      if (!v) throw new LoomError(PeerErrorCode.NOT_FOUND, 'key not found', { httpStatus: 404 });
+      return { namespace: req.params.namespace, key: req.params.key, value: toBase64(v.value), version: v.version };
+    });
+
+    const signedDigest = async (ledger: ChannelLedger) => {
+      const digest = ledger.digest();
+      const body: SignedDigestJson = {
+        digest: digestToJson(digest),
+        signature: toBase64(await signer.sign(encodeLedgerDigest(digest))),
+        signer: { mspId: config.mspId, certPem: msp.signingIdentity!.certPem },
+      };
+      return { digest, body };
+    };
+
+    api.get<P<{ channel: string }>>(peerRoutes.digest.path, async (req) => {
+      return (await signedDigest(requireChannel(req.params.channel))).body;
+    });
+
+    api.get<P<{ channel: string; txId: string }>>(peerRoutes.txProof.path, async (req) => {
+      const ledger = requireChannel(req.params.channel);
+      const { digest, body } = await signedDigest(ledger);
+      const proof = await ledger.proveTx(req.params.txId, digest);
+      return { signedDigest: body, proof: txProofToJson(proof) };
+    });
+
+    api.get<P<{ channel: string; namespace: string; key: string }>>(peerRoutes.keyProof.path, async (req) => {
+      const ledger = requireChannel(req.params.channel);
+      const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
+      const { digest, body } = await signedDigest(ledger);
+      const proof = await ledger.proveKey(req.params.namespace, req.params.key, version, digest);
+      return { signedDigest: body, proof: keyProofToJson(proof) };
+    });
+
+    /** A long-lived stream of frames, until the client goes or the peer stops. */
+    const frameStream = (req: FastifyRequest, frames: (signal: AbortSignal) => AsyncIterable<Bytes>) => {
+      const abort = new AbortController();
+      req.raw.on('close', () => abort.abort());
+      streams.add(abort);
+      return Readable.from(
+        (async function* () {
+          try {
+            for await (const f of frames(abort.signal)) yield Buffer.from(encodeFrame(f));
+          } finally {
+            streams.delete(abort);
+          }
+        })(),
+      );
+    };
+
+    api.get<P<{ channel: string }>>(peerRoutes.blockEvents.path, async (req, reply) => {
+      const ledger = requireChannel(req.params.channel);
+      const start = req.query.start === undefined ? null : parseBlockNumber(req.query.start, 'start');
+      const filtered = req.query.filtered === 'true' || req.query.filtered === '1';
+      reply.header('content-type', BLOCK_STREAM_CONTENT_TYPE);
+      return reply.send(
+        frameStream(req, async function* (signal) {
+          for await (const bytes of committedBlocks(ledger, start, signal)) {
+            if (!filtered) yield bytes;
+            else {
+              const block = decodeBlock(bytes);
+              const n = decodeBlockHeader(block.header).number;
+              yield encodeFilteredBlock(n, block.data, block.metadata.txValidationCodes);
+            }
+          }
+        }),
+      );
+    });
+
+    api.get<P<{ channel: string; chaincode: string }>>(peerRoutes.chaincodeEvents.path, async (req, reply) => {
+      const ledger = requireChannel(req.params.channel);
+      const start = req.query.start === undefined ? null : parseBlockNumber(req.query.start, 'start');
+      reply.header('content-type', BLOCK_STREAM_CONTENT_TYPE);
+      return reply.send(
+        frameStream(req, async function* (signal) {
+          for await (const e of committedChaincodeEvents(ledger, req.params.chaincode, start, signal)) {
+            yield encodeChaincodeEventFrame(e);
+          }
+        }),
+      );
+    });
+    return api;
+  }
+
+  return {
+    id: config.id,
+    url,
+    operationsUrl: opsAddr.url,
+    channels: () => [...channels.keys()],
+    ledger: requireChannel,
+    joinChannel,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      for (const s of streams) s.abort();
+      await Promise.all([...channels.values()].map((c) => c.deliver?.stop()));
+      await app.close();
+      await ops.stop();
+      for (const c of channels.values()) await c.ledger.close();
+      await verifier.close();
+      log.info('peer stopped');
+    },
+  };
+}
