@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertsCommands } from './commands/certs.js';
 import { registerChaincodePackageCommand } from './commands/chaincode-package.js';
+import { registerComposeCommands } from './commands/compose.js';
 import { registerNetworkCommands } from './commands/network.js';
 
 /** Builds the `loom` command tree. Each area registers its own subcommands. */
@@ -11,6 +12,8 @@ export function buildCli(): Command {
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
   registerNetworkCommands(program);
+  // Adds compose, serve-ca and setup to the `network` command registered just above.
+  registerComposeCommands(program);
   registerCaCommands(program);
   registerCertsCommands(program);
   registerChaincodePackageCommand(program);

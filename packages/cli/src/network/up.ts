@@ -75,7 +75,8 @@ function materialOf(c: OrgCrypto, adminCert?: string): OrgMaterial {
   return { rootCerts: [c.caRootPem], tlsRootCerts: [c.tlsRootPem], ...(adminCert ? { admins: [] } : {}) };
 }
 
-async function makeGenesisBlocks(
+/** Genesis block of every channel of the network (made once, then read back from the data dir). */
+export async function makeGenesisBlocks(
   net: NetworkConfig,
   crypto: Record<string, OrgCrypto>,
 ): Promise<Map<string, Uint8Array>> {
@@ -100,6 +101,34 @@ async function makeGenesisBlocks(
     out.set(ch.name, bytes);
   }
   return out;
+}
+
+/**
+ * Joins one orderer to every channel it is a consenter of, through its channel participation API
+ * (skipping channels it already has). `adminUrl` defaults to the orderer's configured host.
+ */
+export async function joinOrdererToChannels(
+  net: NetworkConfig,
+  o: NetworkConfig['ordererOrganization']['orderers'][number],
+  genesis: Map<string, Uint8Array>,
+  tlsRoots: string[],
+  adminUrl = `${scheme(net)}://${o.host}:${o.adminPort}`,
+): Promise<string[]> {
+  const joined: string[] = [];
+  for (const ch of net.channels.filter((c) => c.consenters.includes(o.name))) {
+    const listed = await httpRequest(`${adminUrl}/participation/v1/channels/${ch.name}`, { ca: tlsRoots });
+    if (listed.status === 200) continue;
+    const r = await httpRequest(`${adminUrl}/participation/v1/channels`, {
+      method: 'POST',
+      body: genesis.get(ch.name)!,
+      headers: { 'content-type': 'application/octet-stream' },
+      ca: tlsRoots,
+    });
+    if (r.status >= 300)
+      throw new Error(`joining ${o.name} to ${ch.name} failed: HTTP ${r.status} ${r.body.toString()}`);
+    joined.push(ch.name);
+  }
+  return joined;
 }
 
 async function startOrderers(
@@ -138,19 +167,7 @@ async function startOrderers(
   await Promise.all(
     oo.orderers.map(async (o, i) => {
       await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
-      const admin = `${scheme(net)}://${o.host}:${o.adminPort}`;
-      for (const ch of net.channels.filter((c) => c.consenters.includes(o.name))) {
-        const listed = await httpRequest(`${admin}/participation/v1/channels/${ch.name}`, { ca: tlsRoots });
-        if (listed.status === 200) continue;
-        const r = await httpRequest(`${admin}/participation/v1/channels`, {
-          method: 'POST',
-          body: genesis.get(ch.name)!,
-          headers: { 'content-type': 'application/octet-stream' },
-          ca: tlsRoots,
-        });
-        if (r.status >= 300)
-          throw new Error(`joining ${o.name} to ${ch.name} failed: HTTP ${r.status} ${r.body.toString()}`);
-      }
+      await joinOrdererToChannels(net, o, genesis, tlsRoots);
       progress.step(
         `orderer ${o.fqdn} ready at ${scheme(net)}://${o.host}:${o.port}, joined ${net.channels.map((c) => c.name).join(', ')}`,
       );
