@@ -3,6 +3,7 @@ import { registerCaCommands } from './commands/ca.js';
 import { registerCertsCommands } from './commands/certs.js';
 import { registerChaincodePackageCommand } from './commands/chaincode-package.js';
 import { registerComposeCommands } from './commands/compose.js';
+import { registerLedgerCommands } from './commands/ledger.js';
 import { registerNetworkCommands } from './commands/network.js';
 
 /** Builds the `loom` command tree. Each area registers its own subcommands. */
@@ -15,6 +16,7 @@ export function buildCli(): Command {
   // Adds compose, serve-ca and setup to the `network` command registered just above.
   registerComposeCommands(program);
   registerCaCommands(program);
+  registerLedgerCommands(program);
   registerCertsCommands(program);
   registerChaincodePackageCommand(program);
   return program;
