@@ -135,6 +135,8 @@ describe('peer kill -9 loop', () => {
           channels: [{ name: net.channelId, genesisBlock: './genesis.block' }],
           logLevel: 'warn',
           verifyWorkers: 1,
+          // Hand-made transactions of a chaincode with no _lifecycle definition, as the replay validates them.
+          undefinedChaincodesUseChannelEndorsement: true,
         }),
       );
       const logFile = join(dir, 'peer.log');

@@ -74,7 +74,11 @@ beforeAll(async () => {
     debugStateApi: true,
     logLevel: 'warn',
   };
-  peer = await startPeer(config, { logger: createLogger({ component: 'peer', level: 'warn' }) });
+  // Hand-made transactions of an undefined chaincode: validated against the channel's Endorsement policy.
+  peer = await startPeer(config, {
+    logger: createLogger({ component: 'peer', level: 'warn' }),
+    undefinedChaincodesUseChannelEndorsement: true,
+  });
 });
 
 afterAll(async () => {

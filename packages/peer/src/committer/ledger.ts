@@ -108,6 +108,8 @@ export interface CommittedBlock {
   readonly transactions: readonly CommittedTx[];
   /** The new config when this was a valid config block. */
   readonly config: ChannelConfig | undefined;
+  /** The namespaces the block's valid transactions wrote (public state, metadata or private hashes). */
+  readonly namespaces: readonly string[];
 }
 
 export interface CommitResult {
@@ -140,6 +142,13 @@ export interface ChannelLedgerOptions {
    * inside `exclusive`, so no simulation sees state from two heights.
    */
   readonly commitGate?: { exclusive<T>(fn: () => Promise<T> | T): Promise<T> };
+  /**
+   * Awaited after each block is written and before the next one is validated (inside the commit
+   * queue): what must follow a block before the next is checked, such as reloading the chaincode
+   * definitions after a `_lifecycle` write, so the next block validates against them. A failure is
+   * logged; the block stays committed.
+   */
+  readonly afterCommit?: (b: CommittedBlock) => Promise<void> | void;
 }
 
 export interface ChannelLedger {
@@ -164,6 +173,8 @@ export interface ChannelLedger {
   proveKey(namespace: string, key: string, version?: Version, digest?: LedgerDigest): Promise<KeyProof>;
   /** SHA-256 over every entry of the state DB (savepoint included), for comparing replicas. */
   stateHash(): Promise<Bytes>;
+  /** The level stores behind the ledger (state DB, history, block store), for simulation. */
+  stores(): LedgerStores;
   /** Called after each commit, in order. Returns an unsubscribe function. */
   onCommit(listener: (b: CommittedBlock) => void): () => void;
   /** Resolves true once height > blockNum; false when aborted or closed. */
@@ -367,7 +378,16 @@ class LevelChannelLedger implements ChannelLedger {
       code: codes[t.txNum]!,
       chaincodeEvent: codes[t.txNum] === TxValidationCode.VALID ? t.chaincodeEvent : undefined,
     }));
-    this.#notify({ blockNum, bytes, codes, transactions, config: applied });
+    const namespaces = [...new Set(result.updates.map((u) => u.namespace))].sort();
+    const committed: CommittedBlock = { blockNum, bytes, codes, transactions, config: applied, namespaces };
+    if (this.#opts.afterCommit) {
+      try {
+        await this.#opts.afterCommit(committed);
+      } catch (e) {
+        this.#log?.error({ channel: this.channelId, blockNum, err: (e as Error).message }, 'after-commit hook failed');
+      }
+    }
+    this.#notify(committed);
     const validTxs = codes.reduce((n, c) => n + (c === TxValidationCode.VALID ? 1 : 0), 0);
     const phases = {
       checkMs: (checkedAt ?? validatedAt) - started,
@@ -622,6 +642,10 @@ class LevelChannelLedger implements ChannelLedger {
 
   async stateHash(): Promise<Bytes> {
     return hashEntries(this.#stores.kv.sublevel('state'));
+  }
+
+  stores(): LedgerStores {
+    return this.#stores;
   }
 
   onCommit(listener: (b: CommittedBlock) => void): () => void {

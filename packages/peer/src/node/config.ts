@@ -13,6 +13,20 @@
  *       genesisBlock: ./mychannel.block
  *   debugStateApi: false               # GET /v1/channels/:ch/state/:ns/:key
  *   logLevel: info
+ *   chaincodePort: 7052                # chaincode dial-in listener (optional; default 0 = any free port)
+ *   chaincodeExecuteTimeoutMs: 30000   # per-transaction chaincode execute timeout (optional)
+ *   tls:                               # optional: serve HTTPS with this pair (renewed files are reloaded)
+ *     certFile: ./tls/server.crt
+ *     keyFile: ./tls/server.key
+ *     caFiles: [ ./tls/ca.crt ]        # optional extra TLS roots to trust (besides the channels' TLS roots)
+ *   peers:                             # optional: other peers' gateways, besides the channels' anchor peers
+ *     - { mspId: Org2MSP, url: https://127.0.0.1:9051 }
+ *   undefinedChaincodesUseChannelEndorsement: false  # tests only: validate transactions of chaincodes
+ *                                      # with no _lifecycle definition against the channel's Endorsement
+ *                                      # policy instead of rejecting them (the ledger-only behaviour)
+ *
+ * The peer API serves the ledger routes, the gateway (`/v1/gateway/*`, `/v1/peer/process-proposal`)
+ * and the admin routes (`/v1/admin/chaincodes`, localhost only). Without `tls` it speaks plain HTTP.
  *
  * Relative paths are resolved against the config file's directory.
  */
@@ -45,6 +59,29 @@ export interface PeerConfig {
   readonly logLevel: string;
   /** Signature verification worker threads (default: cores, at most 4). */
   readonly verifyWorkers?: number | undefined;
+  /** Chaincode dial-in listener port; undefined or 0 picks a free one. */
+  readonly chaincodePort?: number | undefined;
+  /** Per-transaction chaincode execute timeout (ms); default the runtime's (30 s). */
+  readonly chaincodeExecuteTimeoutMs?: number | undefined;
+  /** TLS for the peer API: absent serves plain HTTP. */
+  readonly tls?: PeerTlsConfig | undefined;
+  /** Other peers' gateways (besides the channels' anchor peers), for endorsement. */
+  readonly peers?: readonly PeerEndpointConfig[] | undefined;
+  /** Tests only: undefined chaincodes are validated against the channel's `Endorsement` policy. */
+  readonly undefinedChaincodesUseChannelEndorsement?: boolean | undefined;
+}
+
+export interface PeerTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Extra trusted TLS roots (files or directories of *.pem). */
+  readonly caFiles?: readonly string[] | undefined;
+}
+
+export interface PeerEndpointConfig {
+  readonly mspId: string;
+  /** The peer API's base URL (`https://host:port` or `http://host:port`). */
+  readonly url: string;
 }
 
 export const PeerConfigErrorCode = { INVALID: 'PEER_CONFIG_INVALID' } as const;
@@ -95,7 +132,55 @@ export function parsePeerConfig(doc: unknown, file = 'peer config', baseDir = pr
   if (workers !== undefined && (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 0)) {
     throw invalid(file, 'verifyWorkers', 'expected a non-negative integer');
   }
+  const optInt = (k: string, min: number, max: number): number | undefined => {
+    const v = o[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw invalid(file, k, `expected an integer in [${min}, ${max}]`);
+    }
+    return v;
+  };
+  const chaincodePort = optInt('chaincodePort', 0, 65535);
+  const chaincodeExecuteTimeoutMs = optInt('chaincodeExecuteTimeoutMs', 1, 3_600_000);
+  let tls: PeerTlsConfig | undefined;
+  if (o.tls !== undefined && o.tls !== null) {
+    const t = o.tls as Record<string, unknown>;
+    if (typeof t !== 'object' || Array.isArray(t)) throw invalid(file, 'tls', 'expected { certFile, keyFile }');
+    for (const k of ['certFile', 'keyFile']) {
+      if (typeof t[k] !== 'string' || (t[k] as string).length === 0) throw invalid(file, `tls.${k}`, 'expected a path');
+    }
+    const ca = t.caFiles ?? [];
+    if (!Array.isArray(ca) || !ca.every((x) => typeof x === 'string')) {
+      throw invalid(file, 'tls.caFiles', 'expected a list of paths');
+    }
+    tls = {
+      certFile: resolve(baseDir, t.certFile as string),
+      keyFile: resolve(baseDir, t.keyFile as string),
+      caFiles: (ca as string[]).map((f) => resolve(baseDir, f)),
+    };
+  }
+  const peersIn = o.peers ?? [];
+  if (!Array.isArray(peersIn)) throw invalid(file, 'peers', 'expected a list of { mspId, url }');
+  const peers = peersIn.map((p, i): PeerEndpointConfig => {
+    const e = p as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null || typeof e.mspId !== 'string' || e.mspId.length === 0) {
+      throw invalid(file, `peers[${i}].mspId`, 'expected an MSP id');
+    }
+    if (typeof e.url !== 'string' || !/^https?:\/\//.test(e.url)) {
+      throw invalid(file, `peers[${i}].url`, 'expected an http(s):// URL');
+    }
+    return { mspId: e.mspId, url: e.url.replace(/\/+$/, '') };
+  });
+  const legacy = o.undefinedChaincodesUseChannelEndorsement ?? false;
+  if (typeof legacy !== 'boolean') {
+    throw invalid(file, 'undefinedChaincodesUseChannelEndorsement', 'expected true or false');
+  }
   return {
+    undefinedChaincodesUseChannelEndorsement: legacy,
+    chaincodePort,
+    chaincodeExecuteTimeoutMs,
+    tls,
+    peers,
     id: str('id'),
     mspId: str('mspId'),
     mspDir: resolve(baseDir, str('mspDir')),

@@ -5,8 +5,16 @@
  *
  * Channel join (`POST /v1/channels` with the genesis block bytes) is accepted from loopback
  * clients only, until the governance work brings admin-signed join requests.
+ *
+ * It is a full peer: an install store under `<dataDir>/chaincode`, a chaincode runtime (dial-in
+ * listener on `chaincodePort`), per channel a commit gate shared by commit and simulation and the
+ * `_lifecycle` chaincode registry (reloaded after blocks writing `_lifecycle`, feeding validation's
+ * chaincode and collection policies), the endorser, and the gateway (`/v1/gateway/*`,
+ * `/v1/peer/process-proposal`). Admin routes `POST/GET /v1/admin/chaincodes` (install, list) are,
+ * like channel join, accepted from loopback clients only for now.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import type { Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +23,7 @@ import {
   childLogger,
   createLogger,
   createOperationsServer,
+  mspConfigsOf,
   decodeBlock,
   decodeBlockHeader,
   decodeConfigEnvelopeFromBlock,
@@ -31,7 +40,26 @@ import {
   utf8,
   type Version,
 } from '@loom/common';
+import type { GatewayTransport } from '@loom/common/gateway/index';
+import {
+  createHttpsClient,
+  createReloadableTls,
+  type ReloadableTls,
+  readCaFiles,
+  tlsTrustOf,
+} from '@loom/common/tls/index';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { createChaincodeRegistry, touchesLifecycle } from '../chaincode/lifecycle/index.js';
+import { createInstallStore } from '../chaincode/package/index.js';
+import { createChaincodeRuntime } from '../chaincode/runtime/runtime.js';
+import { registerGateway } from '../gateway/gateway-plugin.js';
+import { CommitGate } from '../simulation/commit-gate.js';
+import {
+  createMixedTransport,
+  createPeerServices,
+  createPlainHttpTransport,
+  type ServiceChannel,
+} from './peer-services.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type ChannelLedger, openChannelLedger } from '../committer/ledger.js';
 import { createDeliverClient, type DeliverClient } from '../delivery/deliver-client.js';
@@ -72,10 +100,17 @@ export interface PeerNode {
 
 export interface StartPeerOptions {
   readonly logger?: Logger;
+  /**
+   * Validate transactions of namespaces that have no `_lifecycle` definition against the channel's
+   * `Endorsement` policy instead of rejecting them: the ledger-only behaviour, for tests that commit
+   * hand-made transactions. Default false (an undefined chaincode's transactions are invalid).
+   */
+  readonly undefinedChaincodesUseChannelEndorsement?: boolean;
 }
 
 interface Channel {
   readonly ledger: ChannelLedger;
+  readonly gate: CommitGate;
   readonly deliver: DeliverClient | undefined;
 }
 
@@ -133,16 +168,106 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     poolSize: config.verifyWorkers ?? 2,
   });
   const channels = new Map<string, Channel>();
+  /** Every open ledger (joined or being joined), for the services and the commit hook. */
+  const open = new Map<string, ServiceChannel>();
   const streams = new Set<AbortController>();
   let stopping = false;
 
+  // ---- chaincode: install store, runtime, registry, endorser, gateway ------------------------
+  const installs = createInstallStore({ dataDir: config.dataDir });
+  const runtime = createChaincodeRuntime({
+    packages: (packageId) => installs.resolveLaunch(packageId),
+    peerMspId: config.mspId,
+    listenPort: config.chaincodePort ?? 0,
+    executeTimeoutMs: config.chaincodeExecuteTimeoutMs,
+    logger: childLogger(log, 'chaincode'),
+  });
+  await runtime.start();
+  const ccRegistry = createChaincodeRegistry({ mspId: config.mspId });
+
+  let reloadableTls: ReloadableTls | undefined;
+  let extraCaPems: string[] = [];
+  let ownTlsPair: { cert: Buffer; key: Buffer } | undefined;
+  if (config.tls) {
+    reloadableTls = await createReloadableTls({
+      certFile: config.tls.certFile,
+      keyFile: config.tls.keyFile,
+      caFiles: config.tls.caFiles ?? [],
+      logger: childLogger(log, 'tls'),
+      registry,
+      name: 'peer',
+    });
+    extraCaPems = (await readCaFiles(config.tls.caFiles ?? [])).map((p) => p.toString());
+    ownTlsPair = { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) };
+  }
+  const plainTransport = createPlainHttpTransport();
+  let httpsTransport: { roots: string; client: GatewayTransport } | undefined;
+  /** Peer-to-peer and orderer calls: https URLs trust every joined channel's TLS roots. */
+  const transport = (): GatewayTransport => {
+    const roots = [
+      ...new Set([
+        ...extraCaPems,
+        ...[...open.values()].flatMap((c) => {
+          const cfg = c.ledger.config();
+          return cfg ? tlsTrustOf(mspConfigsOf(cfg)) : [];
+        }),
+      ]),
+    ];
+    if (roots.length === 0) return plainTransport;
+    const key = roots.join('\n');
+    if (httpsTransport?.roots !== key) {
+      httpsTransport?.client.close();
+      httpsTransport = {
+        roots: key,
+        client: createHttpsClient({
+          ca: roots,
+          ...(ownTlsPair ? { cert: ownTlsPair.cert, key: ownTlsPair.key } : {}),
+        }),
+      };
+    }
+    return createMixedTransport(plainTransport, httpsTransport.client);
+  };
+  let selfUrl: string | undefined;
+  const services = createPeerServices({
+    mspId: config.mspId,
+    identity,
+    sign: (m) => signer.sign(m),
+    channel: (id) => open.get(id),
+    registry: ccRegistry,
+    runtime,
+    installs,
+    selfUrl: () => selfUrl,
+    selfNames: [config.id],
+    scheme: config.tls ? 'https' : 'http',
+    staticPeers: config.peers ?? [],
+    orderers: config.orderers,
+    transport,
+    executeTimeoutMs: config.chaincodeExecuteTimeoutMs,
+    logger: childLogger(log, 'services'),
+  });
+
   async function openChannel(channelId: string): Promise<ChannelLedger> {
+    const gate = new CommitGate();
     const ledger = await openChannelLedger({
       dataDir: config.dataDir,
       channelId,
       logger: childLogger(log, 'ledger', { channel: channelId }),
       signatureVerifier: verifier,
+      commitGate: gate,
+      chaincodePolicy: (ns, cfg) =>
+        ccRegistry.endorsementPolicyFor(channelId, ns) ??
+        ((options.undefinedChaincodesUseChannelEndorsement ?? config.undefinedChaincodesUseChannelEndorsement)
+          ? cfg.policies.Endorsement?.rule
+          : undefined),
+      collectionPolicy: (ns, coll) => ccRegistry.collectionPolicyFor(channelId, ns, coll),
+      afterCommit: async (b) => {
+        const lifecycle = touchesLifecycle(b.namespaces.map((namespace) => ({ namespace })));
+        if (b.config || lifecycle || b.blockNum === 0) await services.reload(channelId);
+        if (lifecycle) await services.createIndexes(channelId);
+      },
     });
+    open.set(channelId, { ledger, gate });
+    await services.reload(channelId);
     heightGauge.set({ channel: channelId }, ledger.height());
     ledger.onCommit((b) => {
       heightGauge.set({ channel: channelId }, b.blockNum + 1);
@@ -195,10 +320,11 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     try {
       if (ledger.height() === 0) await ledger.commitBlock(genesis);
     } catch (e) {
+      open.delete(channelId);
       await ledger.close();
       throw e;
     }
-    channels.set(channelId, { ledger, deliver: startDelivery(channelId, ledger) });
+    channels.set(channelId, { ledger, gate: open.get(channelId)!.gate, deliver: startDelivery(channelId, ledger) });
     log.info({ channel: channelId, height: ledger.height() }, 'joined channel');
     return { channelId, height: ledger.height() };
   }
@@ -214,15 +340,18 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       continue;
     }
     if (ledger.height() === 0 && !config.channels.some((c) => c.name === name && c.genesisBlock)) {
+      open.delete(name);
       await ledger.close();
       continue;
     }
-    channels.set(name, { ledger, deliver: undefined });
+    await services.createIndexes(name);
+    channels.set(name, { ledger, gate: open.get(name)!.gate, deliver: undefined });
   }
   for (const c of config.channels) {
     const ch = channels.get(c.name);
     if (ch && ch.ledger.height() > 0) continue;
     if (ch) {
+      open.delete(c.name);
       await ch.ledger.close();
       channels.delete(c.name);
     }
@@ -233,7 +362,7 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     await joinChannel(new Uint8Array(await readFile(c.genesisBlock)));
   }
   for (const [name, ch] of channels) {
-    if (!ch.deliver) channels.set(name, { ledger: ch.ledger, deliver: startDelivery(name, ch.ledger) });
+    if (!ch.deliver) channels.set(name, { ...ch, deliver: startDelivery(name, ch.ledger) });
   }
 
   const requireChannel = (channelId: string): ChannelLedger => {
@@ -266,25 +395,45 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (e) {
+    // Nothing else may keep running after a failed start (an in-process caller carries on).
+    await Promise.all([...channels.values()].map((c) => c.deliver?.stop()));
+    await runtime.stop();
+    reloadableTls?.close();
+    for (const c of channels.values()) await c.ledger.close();
+    await verifier.close();
     throw new LoomError('PEER_LISTEN_FAILED', `peer cannot listen on ${config.listen.host}:${config.listen.port}`, {
       cause: e,
       httpStatus: 500,
     });
   }
+  if (reloadableTls) reloadableTls.attach(app.server as unknown as TlsServer);
   const addr = app.server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  selfUrl = `${config.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const opsAddr = await ops.start();
   log.info({ url, operations: opsAddr.url, channels: [...channels.keys()] }, 'peer started');
 
   function buildApi(): FastifyInstance {
-    const api = Fastify({
+    const root = Fastify({
       loggerInstance: childLogger(log, 'api'),
       disableRequestLogging: true,
       bodyLimit: 128 * 1024 * 1024,
       // Event streams are long-lived; stopping the peer ends them.
       forceCloseConnections: true,
+      ...(reloadableTls ? { https: reloadableTls.serverOptions() } : {}),
     }) as unknown as FastifyInstance;
-    installLoomErrorHandling(api);
+    installLoomErrorHandling(root);
+    // The gateway and the peer's own routes each parse octet-stream bodies in their own scope.
+    void root.register(async (scope) => {
+      await registerGateway(scope, { dependencies: services.gateway, bodyLimit: 128 * 1024 * 1024 });
+    });
+    void root.register(async (api) => {
+      peerApi(api);
+    });
+    return root;
+  }
+
+  function peerApi(api: FastifyInstance): void {
     api.addContentTypeParser(
       ['application/octet-stream', BLOCK_STREAM_CONTENT_TYPE],
       { parseAs: 'buffer' },
@@ -435,7 +584,47 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
         }),
       );
     });
-    return api;
+
+    const requireLoopback = (req: FastifyRequest, what: string) => {
+      if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) {
+        throw new LoomError(PeerErrorCode.FORBIDDEN, `${what} is accepted from localhost only`, { httpStatus: 403 });
+      }
+    };
+
+    // Chaincode install (the package bytes) and the installed list: localhost only, like channel join.
+    api.post(peerRoutes.installChaincode.path, async (req: FastifyRequest, reply) => {
+      requireLoopback(req, 'chaincode install');
+      const body = req.body;
+      if (!(body instanceof Uint8Array) || body.length === 0) {
+        throw badRequest('the body must be the chaincode package bytes (application/octet-stream)');
+      }
+      const r = await installs.install(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+      // A package installed after its definition was committed brings its indexes now.
+      for (const name of channels.keys()) await services.createIndexes(name);
+      return reply
+        .code(r.alreadyInstalled ? 200 : 201)
+        .send({ packageId: r.packageId, label: r.label, type: r.type, alreadyInstalled: r.alreadyInstalled });
+    });
+
+    api.get(peerRoutes.installedChaincodes.path, async (req: FastifyRequest) => {
+      requireLoopback(req, 'the installed chaincode list');
+      const installed = await installs.queryInstalled();
+      const references = (packageId: string) =>
+        [...channels.keys()].flatMap((channel) =>
+          ccRegistry
+            .list(channel)
+            .filter((c) => c.packageId === packageId)
+            .map((c) => ({ channel, name: c.name, version: c.version, sequence: c.sequence })),
+        );
+      return {
+        installed: installed.map((i) => ({
+          packageId: i.packageId,
+          label: i.label,
+          type: i.type,
+          references: references(i.packageId),
+        })),
+      };
+    });
   }
 
   return {
@@ -452,7 +641,10 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       await Promise.all([...channels.values()].map((c) => c.deliver?.stop()));
       await app.close();
       await ops.stop();
+      await runtime.stop();
       for (const c of channels.values()) await c.ledger.close();
+      reloadableTls?.close();
+      httpsTransport?.client.close();
       await verifier.close();
       log.info('peer stopped');
     },

@@ -33,6 +33,10 @@ export const peerRoutes = {
   keyProof: { method: 'GET', path: '/v1/channels/:channel/proof/key/:namespace/:key' },
   blockEvents: { method: 'GET', path: '/v1/channels/:channel/events/blocks' },
   chaincodeEvents: { method: 'GET', path: '/v1/channels/:channel/events/chaincode/:chaincode' },
+  /** Admin (localhost only): install a chaincode package (body: package bytes) → `{packageId, label}`. */
+  installChaincode: { method: 'POST', path: '/v1/admin/chaincodes' },
+  /** Admin (localhost only): `{installed: [{packageId, label, type, references}]}`. */
+  installedChaincodes: { method: 'GET', path: '/v1/admin/chaincodes' },
 } as const;
 
 export interface LedgerDigestJson {
