@@ -1,11 +1,12 @@
 /**
  * The README's `npm start` path, end to end with real processes: CAs, enrollment, genesis, three
- * Raft orderers, the demo transaction; then Ctrl-C leaves no process behind. Also `network up
- * --detach` + `network down`. Runs on its own ports and data directory so it never meets a
- * network a developer has running.
+ * Raft orderers, two peers, the `basic` chaincode deployed, the client SDK demo; then Ctrl-C leaves
+ * no process behind (chaincode processes included). Also `network up --detach`, `loom chaincode
+ * invoke|query` against it, and `network down`. Runs on its own ports and data directory so it never
+ * meets a network a developer has running.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,50 +50,204 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
   });
 }
 
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+/** Pids of the chaincode processes (`start-chaincode`) the peers of `dataDir` started (Linux /proc). */
+function chaincodeProcesses(dataDir: string): number[] {
+  if (!existsSync('/proc/self/cmdline')) return [];
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (!cmd.includes('start-chaincode')) continue;
+      if (readlinkSync(`/proc/${d}/cwd`).startsWith(dataDir) || cmd.includes(dataDir)) out.push(Number(d));
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
+  return out;
+}
+
+const upConfigs: string[] = [];
+
+afterAll(async () => {
+  // A failed test may leave a detached network behind: stop it before removing its files.
+  for (const c of upConfigs) await run(['network', 'down', '--config', c], 30_000);
+  rmSync(work, { recursive: true, force: true });
+}, 60_000);
 
 describe.skipIf(!existsSync(loom))('loom start and loom network', () => {
   it('start: brings the network up, runs the demo, and Ctrl-C stops every process', async () => {
-    const config = shiftedConfig(20000 - 7000);
+    const config = shiftedConfig(25000 - 7000);
     const child = spawn(process.execPath, [loom, 'start', '--config', config], { cwd: root });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const deadline = Date.now() + 90_000;
+    const deadline = Date.now() + 150_000;
     while (!out.includes('Press Ctrl-C') && Date.now() < deadline && child.exitCode === null) {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(out, out).toContain('Press Ctrl-C');
-    expect(out).toMatch(/committed by the Raft group in block \d+/);
-    expect(out).toMatch(/hash chain to genesis OK/);
-    expect(out).toMatch(/verified against OrdererMSP/);
-    expect(out).toMatch(/Merkle audit path: OK/);
-    const pids = JSON.parse(readFileSync(join(work, 'data-13000', 'pids.json'), 'utf8')) as { pid: number }[];
-    expect(pids).toHaveLength(6);
+    expect(out).toMatch(
+      /peer peer0\.org1\.example\.com \(Org1MSP\) ready at https:\/\/127\.0\.0\.1:25051, joined mychannel/,
+    );
+    expect(out).toMatch(/peer peer0\.org2\.example\.com \(Org2MSP\) ready/);
+    expect(out).toMatch(/peer +peer0\.org1\.example\.com +https:\/\/127\.0\.0\.1:25051/);
+    expect(out).toMatch(/chaincode basic: installed on peer0\.org1\.example\.com/);
+    expect(out).toMatch(/chaincode basic: installed on peer0\.org2\.example\.com/);
+    expect(out).toMatch(/chaincode basic: approved by Admin@org1\.example\.com/);
+    expect(out).toMatch(/chaincode basic: approved by Admin@org2\.example\.com/);
+    expect(out).toMatch(/chaincode basic: definition 1\.0 sequence 1 committed on mychannel/);
+    expect(out).toMatch(/submitted CreateAsset\(asset-\w+, blue, 5, Tomoko, 300\) .* committed VALID in block \d+/);
+    expect(out).toMatch(/evaluated ReadAsset\(asset-\w+\) on peer0\.org2\.example\.com: \{.*"Owner":"Tomoko"/);
+    expect(out).toMatch(/chaincode event 'TransferAsset' received through getChaincodeEvents: \{.*"Owner":"Max"/);
+    expect(out).toMatch(/GetAssetHistory\(asset-\w+\): 2 versions/);
+    expect(out).toMatch(/proof of the CreateAsset tx \(block \d+, tx \d+\) verified client-side: OK/);
+    expect(out).not.toMatch(/falling back to the ordering demo/);
+    const dataDir = join(work, 'data-18000');
+    const pids = JSON.parse(readFileSync(join(dataDir, 'pids.json'), 'utf8')) as { pid: number }[];
+    expect(pids).toHaveLength(8);
     expect(pids.every((p) => alive(p.pid))).toBe(true);
+    expect(chaincodeProcesses(dataDir).length).toBeGreaterThan(0);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(out).toContain('every process stopped');
     expect(pids.filter((p) => alive(p.pid))).toEqual([]);
-  });
+    expect(chaincodeProcesses(dataDir)).toEqual([]);
+  }, 200_000);
 
-  it('network up --detach returns once ready; status lists it; down leaves no process behind', async () => {
-    const config = shiftedConfig(21000 - 7000);
-    const up = await run(['network', 'up', '--detach', '--config', config], 90_000);
-    expect(up.code, up.out).toBe(0);
-    expect(up.out).toContain("network 'loom' is up");
-    const status = await run(['--json', 'network', 'status', '--config', config], 20_000);
-    const rows = JSON.parse(status.out) as { pid: number; running: boolean }[];
-    expect(rows).toHaveLength(6);
-    expect(rows.every((r) => r.running)).toBe(true);
-    // A second `up` on the same data directory is refused while the first runs.
-    const again = await run(['network', 'up', '--detach', '--config', config], 30_000);
-    expect(again.code).not.toBe(0);
-    expect(again.out).toMatch(/already running/);
-    const down = await run(['network', 'down', '--config', config], 30_000);
-    expect(down.code, down.out).toBe(0);
-    expect(rows.filter((r) => alive(r.pid))).toEqual([]);
+  describe('a detached network', () => {
+    const config = shiftedConfig(28000 - 7000);
+    const dataDir = join(work, 'data-21000');
+    let rows: { pid: number; running: boolean }[] = [];
+
+    it('network up --detach returns once ready, with basic deployed; status lists it', async () => {
+      upConfigs.push(config);
+      const up = await run(['network', 'up', '--detach', '--config', config], 150_000);
+      expect(up.code, up.out).toBe(0);
+      expect(up.out).toContain("network 'loom' is up");
+      expect(up.out).toMatch(/chaincode basic: definition 1\.0 sequence 1 committed on mychannel/);
+      const status = await run(['--json', 'network', 'status', '--config', config], 20_000);
+      rows = JSON.parse(status.out) as { pid: number; running: boolean }[];
+      expect(rows).toHaveLength(8);
+      expect(rows.every((r) => r.running)).toBe(true);
+      // A second `up` on the same data directory is refused while the first runs.
+      const again = await run(['network', 'up', '--detach', '--config', config], 30_000);
+      expect(again.code).not.toBe(0);
+      expect(again.out).toMatch(/already running/);
+    }, 200_000);
+
+    it('loom chaincode invoke and query; unknown function and unknown chaincode fail with their codes', async () => {
+      const invoke = await run(
+        [
+          '--json',
+          'chaincode',
+          'invoke',
+          '--config',
+          config,
+          '-C',
+          'mychannel',
+          '-n',
+          'basic',
+          '-c',
+          '{"function":"CreateAsset","Args":["a1","blue","5","Tom","300"]}',
+        ],
+        60_000,
+      );
+      expect(invoke.code, invoke.out).toBe(0);
+      expect(JSON.parse(invoke.out)).toMatchObject({ status: 'VALID', blockNumber: expect.any(Number) });
+
+      const query = await run(
+        [
+          'chaincode',
+          'query',
+          '--config',
+          config,
+          '--org',
+          'Org2MSP',
+          '-C',
+          'mychannel',
+          '-n',
+          'basic',
+          '-c',
+          '{"Args":["ReadAsset","a1"]}',
+        ],
+        60_000,
+      );
+      expect(query.code, query.out).toBe(0);
+      expect(JSON.parse(query.out)).toMatchObject({ ID: 'a1', Color: 'blue', Owner: 'Tom', Size: 5 });
+
+      const unknownFn = await run(
+        [
+          '--json',
+          'chaincode',
+          'query',
+          '--config',
+          config,
+          '-C',
+          'mychannel',
+          '-n',
+          'basic',
+          '-c',
+          '{"function":"Nope","Args":[]}',
+        ],
+        60_000,
+      );
+      expect(unknownFn.code).toBe(1);
+      expect(unknownFn.out).toMatch(/loom: CHAINCODE_ERROR: .*function that does not exist: Nope/);
+      const unknownFnJson = JSON.parse(
+        unknownFn.out.slice(unknownFn.out.indexOf('{'), unknownFn.out.lastIndexOf('}') + 1),
+      ) as { error: { code: string } };
+      expect(unknownFnJson.error.code).toBe('CHAINCODE_ERROR');
+
+      const unknownCc = await run(
+        [
+          'chaincode',
+          'invoke',
+          '--config',
+          config,
+          '-C',
+          'mychannel',
+          '-n',
+          'nosuch',
+          '-c',
+          '{"function":"X","Args":[]}',
+        ],
+        60_000,
+      );
+      expect(unknownCc.code).toBe(1);
+      expect(unknownCc.out).toMatch(/loom: CHAINCODE_NOT_FOUND: chaincode nosuch is not defined on channel mychannel/);
+
+      const noNetwork = await run(
+        [
+          'chaincode',
+          'query',
+          '--config',
+          config,
+          '--data',
+          join(work, 'nowhere'),
+          '-n',
+          'basic',
+          '-c',
+          '{"Args":["GetAllAssets"]}',
+        ],
+        20_000,
+      );
+      expect(noNetwork.code).toBe(1);
+      expect(noNetwork.out).toMatch(/NETWORK_NOT_FOUND: no network at .*nowhere: run `loom network up` first/);
+    }, 200_000);
+
+    it('network down leaves no process behind, peers and chaincode processes included', async () => {
+      expect(chaincodeProcesses(dataDir).length).toBeGreaterThan(0);
+      const down = await run(['network', 'down', '--config', config], 30_000);
+      expect(down.code, down.out).toBe(0);
+      expect(rows.length).toBe(8);
+      expect(rows.filter((r) => alive(r.pid))).toEqual([]);
+      const deadline = Date.now() + 10_000;
+      while (chaincodeProcesses(dataDir).length > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 200));
+      expect(chaincodeProcesses(dataDir)).toEqual([]);
+    }, 60_000);
   });
 
   it('a broken network-config is refused with the file, line and path named', async () => {

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertsCommands } from './commands/certs.js';
+import { registerChaincodeCommands } from './commands/chaincode.js';
 import { registerChaincodePackageCommand } from './commands/chaincode-package.js';
 import { registerComposeCommands } from './commands/compose.js';
 import { registerLedgerCommands } from './commands/ledger.js';
@@ -19,6 +20,7 @@ export function buildCli(): Command {
   registerLedgerCommands(program);
   registerCertsCommands(program);
   registerChaincodePackageCommand(program);
+  registerChaincodeCommands(program);
   return program;
 }
 

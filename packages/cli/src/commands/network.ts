@@ -9,12 +9,12 @@ import { output } from '../output.js';
 
 export const DEFAULT_CONFIG = 'network-config/default.yaml';
 
-async function loadConfig(opts: { config?: string; data?: string }): Promise<NetworkConfig> {
+export async function loadConfig(opts: { config?: string; data?: string }): Promise<NetworkConfig> {
   const net = await loadNetworkConfig(resolve(opts.config ?? DEFAULT_CONFIG));
   return opts.data ? { ...net, dataDir: resolve(opts.data) } : net;
 }
 
-function progressPrinter(json: boolean): Progress {
+export function progressPrinter(json: boolean): Progress {
   const t0 = Date.now();
   return {
     step(message) {
@@ -52,6 +52,8 @@ async function holdUntilSignal(handle: NetworkHandle): Promise<void> {
   process.stdout.write('stopping...\n');
   await stopPids(handle.nodes);
   process.stdout.write('every process stopped.\n');
+  // Idle keep-alive sockets of the clients (to peers now gone) must not hold the command open.
+  process.exit(process.exitCode ?? 0);
 }
 
 export function registerNetworkCommands(program: Command): void {

@@ -32,6 +32,7 @@ export function spawnNode(
   configFile: string,
   dataDir: string,
   detach: boolean,
+  env: Record<string, string> = {},
 ): RunningNode {
   const logDir = join(dataDir, 'logs');
   mkdirSync(logDir, { recursive: true });
@@ -40,7 +41,7 @@ export function spawnNode(
   const child = spawn(process.execPath, [entryPoint(kind), '--config', configFile], {
     stdio: ['ignore', fd, fd],
     detached: detach,
-    env: { ...process.env, LOOM_NODE_NAME: name },
+    env: { ...process.env, ...env, LOOM_NODE_NAME: name },
   });
   let exited = false;
   child.on('exit', () => {

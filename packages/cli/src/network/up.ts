@@ -15,10 +15,11 @@ import {
   sha256,
 } from '@loom/common';
 import { stringify as toYaml } from 'yaml';
+import { deployChaincodes, peerServesChaincode } from './deploy.js';
 import { caUrl, enrollOrganization, type OrgCrypto } from './enroll.js';
 import { waitForHealthy, httpRequest } from './http.js';
 import { allOrgs, layout } from './layout.js';
-import { type RunningNode, readPids, isPidAlive, spawnNode, writePids } from './processes.js';
+import { type RunningNode, readPids, isPidAlive, spawnNode, stopPids, writePids } from './processes.js';
 
 export interface Progress {
   step(message: string): void;
@@ -31,6 +32,12 @@ export interface NetworkHandle {
   endpoints: { name: string; kind: string; url: string }[];
   /** PEMs of every TLS CA root of the network, for clients. */
   tlsRoots: string[];
+  /** The peers started, with their gateway URLs. */
+  peers: { mspId: string; fqdn: string; url: string }[];
+  /** Whether the peers serve the gateway and chaincode routes and every chaincode is deployed. */
+  chaincodeReady: boolean;
+  /** Why chaincode is not ready, when it is not. */
+  chaincodeNote?: string;
 }
 
 const scheme = (net: NetworkConfig) => (net.tls.enabled ? 'https' : 'http');
@@ -55,20 +62,32 @@ async function startCas(net: NetworkConfig, detach: boolean, progress: Progress)
     );
     nodes.push(spawnNode('ca', org.ca.name, file, net.dataDir, detach));
   }
-  await Promise.all(
-    nodes.map(async (n, i) => {
-      const org = allOrgs(net)[i]!;
-      const tlsRoot = join(layout.caDir(net, org), 'data', 'tlsca-cert.pem');
-      // The CA writes its TLS root on start; wait for it before trusting it.
-      const deadline = Date.now() + 30_000;
-      while (net.tls.enabled && !existsSync(tlsRoot) && Date.now() < deadline && n.alive())
-        await new Promise((r) => setTimeout(r, 100));
-      const ca = net.tls.enabled ? [await readFile(tlsRoot, 'utf8')] : undefined;
-      await waitForHealthy(`${caUrl(net, org)}/healthz`, ca, 30_000, n.alive);
-      progress.step(`CA ${org.ca.name} ready at ${caUrl(net, org)}`);
-    }),
+  await stopAllOnFailure(nodes, () =>
+    Promise.all(
+      nodes.map(async (n, i) => {
+        const org = allOrgs(net)[i]!;
+        const tlsRoot = join(layout.caDir(net, org), 'data', 'tlsca-cert.pem');
+        // The CA writes its TLS root on start; wait for it before trusting it.
+        const deadline = Date.now() + 30_000;
+        while (net.tls.enabled && !existsSync(tlsRoot) && Date.now() < deadline && n.alive())
+          await new Promise((r) => setTimeout(r, 100));
+        const ca = net.tls.enabled ? [await readFile(tlsRoot, 'utf8')] : undefined;
+        await waitForHealthy(`${caUrl(net, org)}/healthz`, ca, 30_000, n.alive);
+        progress.step(`CA ${org.ca.name} ready at ${caUrl(net, org)}`);
+      }),
+    ),
   );
   return nodes;
+}
+
+/** Runs `wait`; if it fails, stops the processes just spawned (they are not recorded yet) and rethrows. */
+async function stopAllOnFailure<T>(nodes: RunningNode[], wait: () => Promise<T>): Promise<T> {
+  try {
+    return await wait();
+  } catch (e) {
+    await stopPids(nodes);
+    throw e;
+  }
 }
 
 function materialOf(c: OrgCrypto, adminCert?: string): OrgMaterial {
@@ -164,16 +183,97 @@ async function startOrderers(
     );
     nodes.push(spawnNode('orderer', o.fqdn, file, net.dataDir, detach));
   }
-  await Promise.all(
-    oo.orderers.map(async (o, i) => {
-      await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
-      await joinOrdererToChannels(net, o, genesis, tlsRoots);
-      progress.step(
-        `orderer ${o.fqdn} ready at ${scheme(net)}://${o.host}:${o.port}, joined ${net.channels.map((c) => c.name).join(', ')}`,
-      );
-    }),
+  await stopAllOnFailure(nodes, () =>
+    Promise.all(
+      oo.orderers.map(async (o, i) => {
+        await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
+        await joinOrdererToChannels(net, o, genesis, tlsRoots);
+        progress.step(
+          `orderer ${o.fqdn} ready at ${scheme(net)}://${o.host}:${o.port}, joined ${net.channels.map((c) => c.name).join(', ')}`,
+        );
+      }),
+    ),
   );
   return nodes;
+}
+
+/** Joins one peer to the channels of its organization (skipping channels it already has). */
+export async function joinPeerToChannels(
+  net: NetworkConfig,
+  mspId: string,
+  url: string,
+  genesis: Map<string, Uint8Array>,
+  tlsRoots: string[],
+): Promise<string[]> {
+  const joined: string[] = [];
+  for (const ch of net.channels.filter((c) => c.organizations.includes(mspId))) {
+    const h = await httpRequest(`${url}/v1/channels/${ch.name}/height`, { ca: tlsRoots });
+    if (h.status === 200) continue;
+    const r = await httpRequest(`${url}/v1/channels`, {
+      method: 'POST',
+      body: genesis.get(ch.name)!,
+      headers: { 'content-type': 'application/octet-stream' },
+      ca: tlsRoots,
+      timeoutMs: 30_000,
+    });
+    if (r.status >= 300) throw new Error(`joining ${url} to ${ch.name} failed: HTTP ${r.status} ${r.body.toString()}`);
+    joined.push(ch.name);
+  }
+  return joined;
+}
+
+async function startPeers(
+  net: NetworkConfig,
+  crypto: Record<string, OrgCrypto>,
+  genesis: Map<string, Uint8Array>,
+  tlsRoots: string[],
+  detach: boolean,
+  progress: Progress,
+): Promise<{ nodes: RunningNode[]; peers: NetworkHandle['peers'] }> {
+  const all = net.organizations.flatMap((org) => org.peers.map((p) => ({ org, p })));
+  const urlOf = (p: { host: string; port: number }) => `${scheme(net)}://${p.host}:${p.port}`;
+  const nodes: RunningNode[] = [];
+  // The peer's deliver client uses Node's fetch, which trusts only the default roots (plus these).
+  const rootsFile = join(net.dataDir, 'tls-roots.pem');
+  await writeFile(rootsFile, tlsRoots.join('\n'));
+  const env: Record<string, string> = net.tls.enabled ? { NODE_EXTRA_CA_CERTS: rootsFile } : {};
+  for (const { org, p } of all) {
+    const dir = layout.nodeDir(net, org, 'peers', p.fqdn);
+    const file = join(dir, 'peer.yaml');
+    const m = crypto[org.mspId]!.nodes[p.name]!;
+    await writeFile(
+      file,
+      toYaml({
+        id: p.fqdn,
+        mspId: org.mspId,
+        mspDir: m.mspDir,
+        dataDir: join(dir, 'data'),
+        listen: { host: p.host, port: p.port },
+        operations: { host: p.host, port: p.operationsPort },
+        chaincodePort: p.chaincodePort,
+        orderers: net.ordererOrganization.orderers.map((o) => `${scheme(net)}://${o.host}:${o.port}`),
+        ...(net.tls.enabled
+          ? { tls: { certFile: join(m.tlsDir, 'server.crt'), keyFile: join(m.tlsDir, 'server.key') } }
+          : {}),
+        peers: all.filter((x) => x.p !== p).map((x) => ({ mspId: x.org.mspId, url: urlOf(x.p) })),
+        logLevel: 'info',
+      }),
+    );
+    nodes.push(spawnNode('peer', p.fqdn, file, net.dataDir, detach, env));
+  }
+  await stopAllOnFailure(nodes, () =>
+    Promise.all(
+      all.map(async ({ org, p }, i) => {
+        await waitForHealthy(`http://${p.host}:${p.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
+        const joined = await joinPeerToChannels(net, org.mspId, urlOf(p), genesis, tlsRoots);
+        const channels = net.channels.filter((c) => c.organizations.includes(org.mspId)).map((c) => c.name);
+        progress.step(
+          `peer ${p.fqdn} (${org.mspId}) ready at ${urlOf(p)}, ${joined.length > 0 ? 'joined' : 'already in'} ${channels.join(', ')}`,
+        );
+      }),
+    ),
+  );
+  return { nodes, peers: all.map(({ org, p }) => ({ mspId: org.mspId, fqdn: p.fqdn, url: urlOf(p) })) };
 }
 
 export async function networkUp(
@@ -211,6 +311,32 @@ export async function networkUp(
     nodes.push(...(await startOrderers(net, crypto, genesis, tlsRoots, options.detach, progress)));
     writePids(net.dataDir, nodes);
 
+    const peerCount = net.organizations.reduce((n, o) => n + o.peers.length, 0);
+    progress.step(`starting ${peerCount} peers`);
+    const started = await startPeers(net, crypto, genesis, tlsRoots, options.detach, progress);
+    nodes.push(...started.nodes);
+    const peers = started.peers;
+    writePids(net.dataDir, nodes);
+
+    let chaincodeReady = false;
+    let chaincodeNote: string | undefined;
+    if (net.chaincodes.length === 0) {
+      chaincodeNote = 'the network-config declares no chaincode';
+    } else if (!(await Promise.all(peers.map((p) => peerServesChaincode(p.url, tlsRoots)))).every(Boolean)) {
+      chaincodeNote =
+        'the peers do not serve the chaincode admin routes (POST /v1/admin/chaincodes) in this build, so chaincode deployment is skipped';
+      progress.step(`chaincode: ${chaincodeNote}`);
+    } else {
+      progress.step(`deploying ${net.chaincodes.map((c) => c.name).join(', ')} (package, install, approve, commit)`);
+      try {
+        await deployChaincodes(net, progress);
+        chaincodeReady = true;
+      } catch (e) {
+        chaincodeNote = `chaincode deployment failed: ${(e as Error).message}`;
+        progress.step(`chaincode: ${chaincodeNote} (logs in ${join(net.dataDir, 'logs')})`);
+      }
+    }
+
     const endpoints = [
       ...allOrgs(net).map((o) => ({ name: o.ca.name, kind: 'ca', url: caUrl(net, o) })),
       ...net.ordererOrganization.orderers.map((o) => ({
@@ -218,10 +344,19 @@ export async function networkUp(
         kind: 'orderer',
         url: `${scheme(net)}://${o.host}:${o.port}`,
       })),
+      ...peers.map((p) => ({ name: p.fqdn, kind: 'peer', url: p.url })),
     ];
-    return { config: net, nodes, crypto, endpoints, tlsRoots };
+    return {
+      config: net,
+      nodes,
+      crypto,
+      endpoints,
+      tlsRoots,
+      peers,
+      chaincodeReady,
+      ...(chaincodeNote ? { chaincodeNote } : {}),
+    };
   } catch (e) {
-    const { stopPids } = await import('./processes.js');
     await stopPids(nodes);
     throw e;
   }
