@@ -3,7 +3,7 @@
  * on 127.0.0.1 ports chosen at run time, and talks to them over HTTP. Every wait is bounded.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -15,7 +15,22 @@ import { splitFrames } from './fixtures.js';
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const ORDERER_BIN = process.env.LOOM_ORDERER_BIN ?? join(repoRoot, 'packages/orderer/dist/main.js');
 
+// The kernel may hand the same ephemeral port to two bind(0) calls in a row once the first is
+// closed, so ports given out by this process are remembered and never given twice.
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await probePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no unused free port found after 50 attempts');
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -131,8 +146,15 @@ export async function prepareCluster(
         await until(
           `${o.consenterId} to listen`,
           async () => {
-            if (child.exitCode !== null)
-              throw new Error(`${o.consenterId} exited with ${child.exitCode} (see ${dir}/orderer.log)`);
+            if (child.exitCode !== null) {
+              let tail = '';
+              try {
+                tail = readFileSync(join(dir, 'orderer.log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
+              } catch {
+                // no log written
+              }
+              throw new Error(`${o.consenterId} exited with ${child.exitCode}: ${tail}`);
+            }
             const r = await fetch(`${proc.adminUrl}/participation/v1/channels`);
             return r.ok;
           },
