@@ -233,10 +233,6 @@ async function startPeers(
   const all = net.organizations.flatMap((org) => org.peers.map((p) => ({ org, p })));
   const urlOf = (p: { host: string; port: number }) => `${scheme(net)}://${p.host}:${p.port}`;
   const nodes: RunningNode[] = [];
-  // The peer's deliver client uses Node's fetch, which trusts only the default roots (plus these).
-  const rootsFile = join(net.dataDir, 'tls-roots.pem');
-  await writeFile(rootsFile, tlsRoots.join('\n'));
-  const env: Record<string, string> = net.tls.enabled ? { NODE_EXTRA_CA_CERTS: rootsFile } : {};
   for (const { org, p } of all) {
     const dir = layout.nodeDir(net, org, 'peers', p.fqdn);
     const file = join(dir, 'peer.yaml');
@@ -259,7 +255,7 @@ async function startPeers(
         logLevel: 'info',
       }),
     );
-    nodes.push(spawnNode('peer', p.fqdn, file, net.dataDir, detach, env));
+    nodes.push(spawnNode('peer', p.fqdn, file, net.dataDir, detach));
   }
   await stopAllOnFailure(nodes, () =>
     Promise.all(

@@ -63,6 +63,7 @@ import {
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type ChannelLedger, openChannelLedger } from '../committer/ledger.js';
 import { createDeliverClient, type DeliverClient } from '../delivery/deliver-client.js';
+import { createTlsFetch } from '../delivery/tls-fetch.js';
 import { BLOCK_STREAM_CONTENT_TYPE, encodeFrame } from '../delivery/frames.js';
 import { encodeLedgerDigest } from '../ledger/accumulator.js';
 import { committedBlocks, committedChaincodeEvents } from './ledger-feeds.js';
@@ -202,17 +203,20 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   }
   const plainTransport = createPlainHttpTransport();
   let httpsTransport: { roots: string; client: GatewayTransport } | undefined;
+  /** Every joined channel's TLS roots plus configured extra CAs: what https calls trust. */
+  const trustRoots = (): string[] => [
+    ...new Set([
+      ...extraCaPems,
+      ...[...open.values()].flatMap((c) => {
+        const cfg = c.ledger.config();
+        return cfg ? tlsTrustOf(mspConfigsOf(cfg)) : [];
+      }),
+    ]),
+  ];
+  const deliverFetch = createTlsFetch({ roots: trustRoots, ...(ownTlsPair ? { clientPair: ownTlsPair } : {}) });
   /** Peer-to-peer and orderer calls: https URLs trust every joined channel's TLS roots. */
   const transport = (): GatewayTransport => {
-    const roots = [
-      ...new Set([
-        ...extraCaPems,
-        ...[...open.values()].flatMap((c) => {
-          const cfg = c.ledger.config();
-          return cfg ? tlsTrustOf(mspConfigsOf(cfg)) : [];
-        }),
-      ]),
-    ];
+    const roots = trustRoots();
     if (roots.length === 0) return plainTransport;
     const key = roots.join('\n');
     if (httpsTransport?.roots !== key) {
@@ -296,6 +300,7 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       signer: deliverSigner,
       ledger: timed,
       logger: childLogger(log, 'deliver', { channel: channelId }),
+      fetch: deliverFetch,
     });
     client.start();
     return client;
