@@ -90,8 +90,9 @@ async function stopAllOnFailure<T>(nodes: RunningNode[], wait: () => Promise<T>)
   }
 }
 
-function materialOf(c: OrgCrypto, adminCert?: string): OrgMaterial {
-  return { rootCerts: [c.caRootPem], tlsRootCerts: [c.tlsRootPem], ...(adminCert ? { admins: [] } : {}) };
+/** Admins are recognised by their admin NodeOU, so no admin certificates are listed. */
+function materialOf(c: OrgCrypto): OrgMaterial {
+  return { rootCerts: [c.caRootPem], tlsRootCerts: [c.tlsRootPem] };
 }
 
 /** Genesis block of every channel of the network (made once, then read back from the data dir). */
