@@ -4,6 +4,7 @@
 #   loom ca start --config ca.yaml                                       a CA from a config file
 #   node packages/orderer/dist/main.js --config orderer.yaml             an orderer
 #   node packages/peer/dist/main.js --config peer.yaml                   a peer
+#   loom network serve-peer --peer peer0.org1.example.com                a peer + its chaincode (compose)
 #   loom …                                                               the CLI
 #
 # Build for users (installs and builds inside the image):
@@ -12,6 +13,8 @@
 #   scripts/docker/prepare-context.sh /tmp/ctx && \
 #     docker build --build-arg BASE_IMAGE=loom-base:local --build-arg PREBUILT=1 -t loom /tmp/ctx
 ARG BASE_IMAGE=node:20-bookworm-slim
+# No `npm prune --omit=dev`: peers compile installed TypeScript chaincode with the image's
+# typescript and @types/node (dev dependencies of the workspace root).
 
 FROM ${BASE_IMAGE} AS build
 ARG PREBUILT=0
@@ -19,11 +22,11 @@ LABEL loom.stage=build
 WORKDIR /opt/loom
 COPY . .
 RUN if [ "$PREBUILT" = "1" ]; then \
-      for f in packages/cli/dist/bin/loom.js packages/orderer/dist/main.js packages/ca/dist/main.js node_modules/commander; do \
+      for f in packages/cli/dist/bin/loom.js packages/orderer/dist/main.js packages/peer/dist/main.js packages/ca/dist/main.js node_modules/commander node_modules/typescript/bin/tsc; do \
         [ -e "$f" ] || { echo "PREBUILT=1: $f is missing; build the context with scripts/docker/prepare-context.sh" >&2; exit 1; }; \
       done; \
     else \
-      npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev --no-audit --no-fund; \
+      npm ci --no-audit --no-fund && npm run build; \
     fi \
  && chmod 0755 packages/cli/dist/bin/loom.js \
  && mkdir -p /var/loom/data /var/loom/node

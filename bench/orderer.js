@@ -1,8 +1,11 @@
 // Ordering throughput and latency of three local orderer processes (Raft over libp2p, level storage).
-// `npm run bench -- orderer [seconds] [clients]` (default 15 s, 96 concurrent clients; bounded to 120 s).
+// `npm run bench -- orderer [seconds] [clients]` (default 15 s, 1000 concurrent clients; bounded to 120 s).
+// Each client broadcasts one envelope at a time and waits for its block, so throughput is at most
+// clients / latency: with too few clients the bench measures batching latency, not ordering capacity.
 // Uses the built dist: packages/orderer/dist/main.js (or LOOM_ORDERER_BIN) and packages/common/dist.
 // Prints ordered tx/s, blocks/s, tx per block, and broadcast→commit latency (the block latency a
-// client sees: batching + Raft commit + write) at p50/p90/p99.
+// client sees: batching + Raft commit + write) at p50/p90/p99, and the orderers' CPU time per ordered
+// envelope (from /proc, all three processes; a figure that does not depend on the machine's load).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -49,9 +52,9 @@ function pct(sorted, p) {
 
 export async function run(args = []) {
   const seconds = Number(args[0] ?? 15);
-  const clients = Number(args[1] ?? 96);
+  const clients = Number(args[1] ?? 1000);
   if (!(seconds > 0 && seconds <= 120)) throw new Error('seconds must be in (0, 120]');
-  if (!(clients >= 1 && clients <= 1000)) throw new Error('clients must be in [1, 1000]');
+  if (!(clients >= 1 && clients <= 5000)) throw new Error('clients must be in [1, 5000]');
   const common = await load('index.js');
   const { sha256 } = await load('crypto/hash.js');
   const { createTestCa, createTestOrg, writeMspDir } = await load('testing/index.js');
@@ -168,7 +171,9 @@ export async function run(args = []) {
     );
 
     for (const n of nodes) {
-      const child = spawn(process.execPath, [BIN, '--config', join(n.dir, 'orderer.yaml')], {
+      // LOOM_ORDERER_NODE_ARGS: extra node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the orderers.
+      const nodeArgs = (process.env.LOOM_ORDERER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      const child = spawn(process.execPath, [...nodeArgs, BIN, '--config', join(n.dir, 'orderer.yaml')], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const log = createWriteStream(join(n.dir, 'orderer.log'));
@@ -180,7 +185,7 @@ export async function run(args = []) {
       await until(
         `${n.id} to listen`,
         async () => (await fetch(`http://127.0.0.1:${n.adminPort}/participation/v1/channels`)).ok,
-        60_000,
+        180_000,
       );
       const r = await fetch(`http://127.0.0.1:${n.adminPort}/participation/v1/channels`, {
         method: 'POST',
@@ -195,9 +200,25 @@ export async function run(args = []) {
         const r = await fetch(`http://127.0.0.1:${nodes[0].adminPort}/participation/v1/channels/${CH}`);
         return (await r.json()).leader;
       },
-      30_000,
+      60_000,
     );
 
+    // utime + stime of the orderer processes, in ms (Linux /proc; undefined elsewhere).
+    const cpuMs = async () => {
+      try {
+        const { readFile } = await import('node:fs/promises');
+        let ticks = 0;
+        for (const c of children) {
+          const stat = await readFile(`/proc/${c.pid}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          ticks += Number(f[11]) + Number(f[12]);
+        }
+        return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+      } catch {
+        return undefined;
+      }
+    };
+    const cpuBefore = await cpuMs();
     const latencies = [];
     let ok = 0;
     let failed = 0;
@@ -231,6 +252,9 @@ export async function run(args = []) {
       }),
     );
     const elapsed = (Date.now() - started) / 1000;
+    const cpuAfter = await cpuMs();
+    const cpuPerTxMs =
+      cpuBefore !== undefined && cpuAfter !== undefined && ok > 0 ? (cpuAfter - cpuBefore) / ok : undefined;
     latencies.sort((a, b) => a - b);
     const result = {
       bench: 'orderer',
@@ -246,15 +270,28 @@ export async function run(args = []) {
         p99: Math.round(pct(latencies, 99)),
       },
       failed,
+      ordererCpuMsPerTx: cpuPerTxMs === undefined ? null : Number(cpuPerTxMs.toFixed(3)),
     };
     console.log(
       `orderer (3 nodes, ${clients} clients, ${result.seconds}s): ${result.orderedTxPerSec} tx/s ordered, ` +
         `${result.blocksPerSec} blocks/s, ${result.txPerBlock} tx/block, broadcast→commit latency ` +
-        `p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, ${failed} failed`,
+        `p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, ${failed} failed` +
+        (cpuPerTxMs === undefined
+          ? ''
+          : `; orderer CPU ${cpuPerTxMs.toFixed(2)} ms per envelope (3 processes) → the orderers alone could order at most ${Math.round(2000 / cpuPerTxMs)} tx/s on 2 idle cores`),
     );
     console.log(JSON.stringify(result));
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    // SIGTERM first (a graceful stop writes --cpu-prof profiles), SIGKILL what is left.
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null
+          ? undefined
+          : Promise.race([new Promise((r) => c.once('exit', r)), new Promise((r) => setTimeout(r, 5_000))]),
+      ),
+    );
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
     await rm(root, { recursive: true, force: true });
   }

@@ -9,11 +9,12 @@ out=${1:?usage: prepare-context.sh <dir>}
 [ -f "$repo/packages/cli/dist/bin/loom.js" ] || { echo "no build: run 'npm run build' first" >&2; exit 1; }
 [ -d "$repo/node_modules" ] || { echo "no node_modules: run 'npm ci' first" >&2; exit 1; }
 rm -rf "$out" && mkdir -p "$out"
-# Dev-only packages (compilers, linters, test runners) are not needed at run time.
+# Dev-only packages (linters, test runners) are not needed at run time. TypeScript and @types/node
+# stay: a peer compiles installed TypeScript chaincode (chaincode/basic) with them.
 tar -C "$repo" -c \
   --exclude=./.git --exclude=./.loom --exclude=./.ci/out --exclude=./coverage --exclude=./bench/results \
-  --exclude='*.tsbuildinfo' --exclude='*.cpuprofile' \
-  --exclude=./node_modules/@biomejs --exclude=./node_modules/typescript --exclude=./node_modules/@esbuild \
+  --exclude='*.tsbuildinfo' --exclude='*.cpuprofile' --exclude='*.map' --exclude='./node_modules/*.md' \
+  --exclude=./node_modules/@biomejs --exclude=./node_modules/@esbuild \
   --exclude=./node_modules/esbuild --exclude=./node_modules/rollup --exclude=./node_modules/@rollup \
   --exclude=./node_modules/vite --exclude=./node_modules/vitest --exclude=./node_modules/@vitest \
   --exclude=./node_modules/.cache \

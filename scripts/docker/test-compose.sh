@@ -5,7 +5,8 @@
 #   2. a base image: $LOOM_BASE_IMAGE if set (e.g. node:20-bookworm-slim where a registry is
 #      reachable), else one imported from this machine's node binary (make-base-image.sh)
 #   3. the project image from the host's node_modules and dist (PREBUILT=1; no registry needed)
-#   4. docker-compose.yml (generated from network-config/default.yaml) up, waiting for health
+#   4. docker-compose.yml (generated from network-config/default.yaml) up: CAs, orderers, peers,
+#      `basic` deployed by the deploy service
 #   5. the vitest suite test/compose against it from the host; extra arguments go to vitest
 #   6. down -v, always: nothing is left running, no volume left behind
 #
@@ -46,6 +47,17 @@ else
     fail "docker-compose $v is too old (need >= 1.29, or docker compose v2)"
 fi
 dc() { "${compose[@]}" -p "$project" -f "$compose_file" "$@"; }
+# With cgroup v1 every process of the host competes one by one with the whole /docker group (1024
+# shares by default): on a busy machine all containers together get a sliver of a core and start
+# far too slowly. Give the group the weight of many host processes (dockerd creates /docker at its
+# first container; making it first is the same).
+if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ] && [ "$(docker info --format '{{.CgroupDriver}}')" = cgroupfs ]; then
+  mkdir -p /sys/fs/cgroup/cpu/docker 2>/dev/null || true
+  shares=/sys/fs/cgroup/cpu/docker/cpu.shares
+  if [ -w "$shares" ] && [ "$(cat "$shares")" -lt 16384 ]; then
+    echo 16384 >"$shares" && say "raised the containers' CPU shares ($shares) to 16384"
+  fi
+fi
 say "engine $(docker version --format '{{.Server.Version}}'), compose: $("${compose[@]}" version --short 2>/dev/null || echo '?')"
 
 # ---- the build this tests ---------------------------------------------------------------------
@@ -113,16 +125,20 @@ rm -rf "$ctx" && mkdir -p "$ctx"
 export LOOM_IMAGE=$image
 
 # ---- 4. up -----------------------------------------------------------------------------------
-say "docker-compose up: CAs -> setup -> orderers -> join"
+say "docker-compose up: CAs -> setup -> orderers -> join -> peers (+ chaincode install) -> deploy"
 timeout 300 "${compose[@]}" -p "$project" -f "$compose_file" up -d >/dev/null || fail "compose up failed or timed out"
-for _ in $(seq 120); do
-  id=$(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=join")
+# The last one-shot service: deploy (approve + commit the chaincode) when the network has peers
+# and chaincode, else join.
+last=join
+grep -qE '^  deploy:$' "$compose_file" && last=deploy
+for _ in $(seq 300); do
+  id=$(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$last")
   st=$( [ -n "$id" ] && docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$id" 2>/dev/null || echo "missing")
   [ "$st" = "exited 0" ] && break
-  case "$st" in exited*) fail "the join service failed ($st)";; esac
+  case "$st" in exited*) fail "the $last service failed ($st)";; esac
   sleep 1
 done
-[ "$st" = "exited 0" ] || fail "the join service did not finish in 120 s ($st)"
+[ "$st" = "exited 0" ] || fail "the $last service did not finish in 300 s ($st)"
 say "network up"
 
 # ---- 5. tests --------------------------------------------------------------------------------

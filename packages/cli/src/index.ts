@@ -1,9 +1,12 @@
 import { Command } from 'commander';
+import { registerBenchCommand } from './commands/bench.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertsCommands } from './commands/certs.js';
 import { registerChaincodeCommands } from './commands/chaincode.js';
+import { registerChannelCommands } from './commands/channel.js';
 import { registerChaincodePackageCommand } from './commands/chaincode-package.js';
 import { registerComposeCommands } from './commands/compose.js';
+import { registerGovernanceCommands } from './commands/governance.js';
 import { registerLedgerCommands } from './commands/ledger.js';
 import { registerNetworkCommands } from './commands/network.js';
 
@@ -21,6 +24,9 @@ export function buildCli(): Command {
   registerCertsCommands(program);
   registerChaincodePackageCommand(program);
   registerChaincodeCommands(program);
+  registerChannelCommands(program);
+  registerGovernanceCommands(program);
+  registerBenchCommand(program);
   return program;
 }
 

@@ -13,9 +13,9 @@ import {
 } from '@loom/common/gateway/index';
 import { type Bytes, encodeSerializedIdentity, toLowSDer } from '@loom/common/portable';
 import { GatewayError } from './errors.js';
-import type { Hash } from './hash.js';
+import { type Hash, sha256 } from './hash.js';
 import type { Identity } from './identity.js';
-import type { Signer } from './signers.js';
+import { messageSignerOf, type Signer } from './signers.js';
 
 export interface TlsOptions {
   /** Trusted TLS roots of the gateway peer, PEM. */
@@ -25,6 +25,12 @@ export interface TlsOptions {
   readonly clientKey?: string | Uint8Array;
   /** Check the gateway's certificate against this name instead of the endpoint's host. */
   readonly serverName?: string;
+  /**
+   * Most HTTPS connections kept open to the gateway (Node transport). Each call in flight holds
+   * one, and a commit-status call holds its connection until the commit: allow at least as many as
+   * transactions in flight. Default 256.
+   */
+  readonly maxConnections?: number;
 }
 
 /** Per-call settings; `timeoutMs` bounds the whole call. */
@@ -108,10 +114,20 @@ export class ClientContext {
     return toLowSDer(await this.#signer(digest));
   }
 
+  /**
+   * Signs `bytes`: the signer gets `hash(bytes)`, or, when the hash is the default SHA-256 and the
+   * signer can sign whole messages natively (newPrivateKeySigner in Node), the bytes themselves.
+   */
+  async signBytes(bytes: Bytes): Promise<Bytes> {
+    const native = this.hash === sha256 && this.#signer ? messageSignerOf(this.#signer) : undefined;
+    if (native) return toLowSDer(await native(bytes));
+    return this.sign(this.hash(bytes));
+  }
+
   /** A signed request (commit status, events, proofs): the creator's signature over its bytes. */
   async signRequest<T>(codec: BodyCodec<T>, request: T, signature?: Bytes): Promise<Signed<T>> {
     const bytes = codec.encode(request);
-    const sig = signature ?? (await this.sign(this.hash(bytes)));
+    const sig = signature ?? (await this.signBytes(bytes));
     return { signed: { request: bytes, signature: sig }, request };
   }
 

@@ -1,6 +1,7 @@
 /**
- * The SDK must run in a browser: no `node:` import anywhere it reaches, except the two Node-only
- * modules (transport-node.ts, file-checkpointer.ts), which index.ts never imports statically.
+ * The SDK must run in a browser: no `node:` import anywhere it reaches, except the Node-only
+ * modules (transport-node.ts, file-checkpointer.ts, signers-node.ts), which index.ts never imports
+ * statically.
  * The scan follows every static import from the SDK's sources into @loom/common.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packagesDir = resolve(here, '../..');
-const NODE_ONLY = new Set(['transport-node.ts', 'file-checkpointer.ts']);
+const NODE_ONLY = new Set(['transport-node.ts', 'file-checkpointer.ts', 'signers-node.ts']);
 /** Bare packages the portable SDK may use (pure JavaScript, browser-ready; zod via common's channel config). */
 const ALLOWED_PACKAGES = [/^@noble\//, /^cborg(\/|$)/, /^zod(\/|$)/];
 
@@ -55,7 +56,7 @@ function reach(entry: string): { files: Set<string>; offenders: string[] } {
 const sdkSources = readdirSync(here).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
 
 describe('client SDK portability', () => {
-  it('only transport-node.ts and file-checkpointer.ts import node: modules directly', () => {
+  it('only the Node-only modules (transport, file checkpointer, native signer) import node: directly', () => {
     const direct = sdkSources.filter(
       (f) => !NODE_ONLY.has(f) && staticImports(join(here, f)).some((s) => s.startsWith('node:')),
     );

@@ -3,7 +3,7 @@ import { isHighS, parseDerSignature } from '@loom/common/portable';
 import { createTestOrg } from '@loom/common/testing/index';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from './hash.js';
-import { newPrivateKeySigner } from './signers.js';
+import { messageSignerOf, newPrivateKeySigner } from './signers.js';
 
 describe('newPrivateKeySigner', () => {
   it('signs digests with low-S DER signatures that node:crypto verifies over the message', async () => {
@@ -15,6 +15,21 @@ describe('newPrivateKeySigner', () => {
       const signature = await signer(sha256(message));
       expect(isHighS(parseDerSignature(signature).s)).toBe(false);
       expect(nodeVerify('sha256', message, key, signature)).toBe(true);
+    }
+  });
+
+  it('in Node, also signs whole messages natively; the SDK makes those low-S', async () => {
+    const org = await createTestOrg('Org1MSP');
+    const signer = newPrivateKeySigner(org.client.keyPem);
+    const signMessage = messageSignerOf(signer);
+    expect(signMessage).toBeTypeOf('function');
+    const key = createPublicKey(org.client.certPem);
+    for (let i = 0; i < 20; i++) {
+      const message = new TextEncoder().encode(`message ${i}`);
+      const signature = await signMessage!(message);
+      expect(nodeVerify('sha256', message, key, signature)).toBe(true);
+      // A different message's signature does not verify: the message really was signed.
+      expect(nodeVerify('sha256', new TextEncoder().encode(`other ${i}`), key, signature)).toBe(false);
     }
   });
 

@@ -101,7 +101,7 @@ export class ProposalImpl implements Proposal {
   }
 
   async #signed(): Promise<Bytes> {
-    const signature = this.#p.signature ?? (await this.#ctx.sign(this.getDigest()));
+    const signature = this.#p.signature ?? (await this.#ctx.signBytes(this.#p.proposalBytes));
     return encodeSignedProposal({ proposalBytes: this.#p.proposalBytes, signature });
   }
 
@@ -203,7 +203,7 @@ export class TransactionImpl implements Transaction {
 
   async submit(options: CallTimeouts = {}): Promise<SubmittedTransaction> {
     try {
-      const signature = this.#t.signature ?? (await this.#ctx.sign(this.getDigest()));
+      const signature = this.#t.signature ?? (await this.#ctx.signBytes(this.#t.bytes));
       await this.#ctx.call(gatewayRoutes.submit, encodeEnvelope({ payload: this.#t.bytes, signature }), {
         timeoutMs: options.timeoutMs ?? this.#ctx.timeouts.submit,
       });

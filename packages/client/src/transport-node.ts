@@ -14,7 +14,11 @@ export interface NodeTransportOptions {
   /** Verify the server certificate against this name instead of the URL's host. */
   readonly serverName?: string;
   readonly timeoutMs?: number;
+  /** Most connections kept open to the gateway; calls beyond it wait for a free one. Default 256. */
+  readonly maxConnections?: number;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 256;
 
 const pem = (x: string | Uint8Array) => (typeof x === 'string' ? x : Buffer.from(x));
 
@@ -26,5 +30,6 @@ export function createNodeTransport(options: NodeTransportOptions): GatewayTrans
     ...(options.clientKey !== undefined ? { key: pem(options.clientKey) } : {}),
     ...(options.serverName !== undefined ? { servername: options.serverName } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    maxSockets: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
   });
 }

@@ -9,6 +9,7 @@ export * from './ops/index.js';
 export * from './policy/index.js';
 export * from './tls/index.js';
 export * from './channel/index.js';
+export * from './governance/index.js';
 export { bytesToHex, hexToBytes, sha256, sha256Hex } from './crypto/hash.js';
 export {
   assertLowSDer,

@@ -14,8 +14,10 @@
  * - Config blocks carry a new consenter set; the leader turns the difference into Raft membership
  *   changes, one at a time (add as learner, promote when caught up, remove).
  *
- * The node loop follows the Raft contract: persist a Ready, then send its messages, then apply its
- * committed entries, then `advance()`.
+ * The node loop follows the Raft contract: persist a Ready, then send its messages, then hand its
+ * committed entries to the apply queue, then `advance()`. The apply queue applies blocks (and
+ * snapshot installs, which may pull blocks for seconds) in order without holding up the loop, so a
+ * node catching up still votes and acknowledges appends; membership changes apply in the loop.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -46,12 +48,15 @@ import {
   encodeValue,
   HeaderType,
   LoomError,
+  MspManager,
+  mspConfigsOf,
   readBytes,
   readList,
   readTuple,
   readUint,
   type Signer,
   toHex,
+  validateConfigUpdateEnvelope,
 } from '@loom/common';
 import { sha256 } from '@loom/common/crypto/hash';
 import type { Logger } from '@loom/common/logging';
@@ -158,6 +163,8 @@ interface Head {
   hash: Uint8Array;
   lastConfig: number;
   configSequence: number;
+  /** The config in force once every block proposed so far is applied (config updates are checked against it). */
+  config: ChannelConfig;
 }
 
 const hashKey = (b: Uint8Array) => toHex(sha256(b));
@@ -180,7 +187,10 @@ export class Chain {
   #leader = '';
   #role: SoftState['role'] = 'follower';
   #term = 0;
+  /** Last Raft index the apply queue has applied (blocks stored), and the chain as of it. */
   #applied = 0;
+  #appliedMark: { index: number; lastBlock: number; lastHash: Uint8Array } | undefined;
+  #applyTail: Promise<void> = Promise.resolve();
   /** Leader only: cutting starts once everything up to this index is applied. */
   #leaderGate = Number.POSITIVE_INFINITY;
   /** Leader only: the head the next proposed block chains onto; undefined until the gate opens. */
@@ -314,6 +324,8 @@ export class Chain {
     this.#waiters.clear();
     // Let an in-progress Ready finish its writes before the store closes.
     for (let i = 0; i < 200 && this.#processing; i++) await new Promise((r) => setTimeout(r, 10));
+    // And the apply queue its current block (it stops between entries once stopped).
+    await Promise.race([this.#applyTail, new Promise((r) => setTimeout(r, 2_000).unref())]);
   }
 
   // ------------------------------------------------------------------ broadcast
@@ -412,6 +424,8 @@ export class Chain {
     this.#inflight.add(key);
     const r = this.#cutter.ordered(env, isConfigUpdate);
     for (const batch of r.batches) this.#propose(batch);
+    // The leader alone cuts: new batch settings hold from the block after the config block.
+    if (isConfigUpdate && this.#head) this.#cutter.setLimits({ ...this.#head.config.orderer.batch });
     this.#armBatchTimer();
   }
 
@@ -434,22 +448,19 @@ export class Chain {
 
   /**
    * Turns an admin-signed CONFIG_UPDATE into the CONFIG envelope of a config block, signed by this
-   * orderer. The full rules (modification policies, admin majorities) belong to channel governance;
-   * here the update must apply on top of the current sequence and name this channel.
+   * orderer. Checked again here, against the config in force after every block already proposed
+   * (validateConfigUpdateEnvelope: sequence, versions, modification policies over the signatures).
    */
   #configEnvelopeFor(updateEnvelope: Uint8Array): Uint8Array | undefined {
     try {
       const payload = decodePayload(decodeEnvelope(updateEnvelope).payload);
       const cue = decodeConfigUpdateEnvelope(payload.data);
-      const update = decodeConfigUpdate(cue.configUpdate);
       const head = this.#head!;
-      if (update.channelId !== this.channel || update.config.channelId !== this.channel)
-        throw new Error('wrong channel');
-      if (update.baseSequence !== head.configSequence) {
-        throw new Error(`base sequence ${update.baseSequence}, current ${head.configSequence}`);
-      }
-      const config: ChannelConfig = { ...update.config, sequence: head.configSequence + 1 };
-      head.configSequence += 1;
+      const msps =
+        head.config === this.#resources.config ? this.#resources.msps : new MspManager(mspConfigsOf(head.config));
+      const { config } = validateConfigUpdateEnvelope(head.config, cue, msps);
+      head.configSequence = config.sequence;
+      head.config = config;
       const channelHeader = encodeChannelHeader({
         type: HeaderType.CONFIG,
         version: 1,
@@ -470,9 +481,11 @@ export class Chain {
       this.#log.warn({ channel: this.channel, err: (e as Error).message }, 'config update rejected at ordering');
       this.#failWaiters(
         hashKey(updateEnvelope),
-        new LoomError(OrdererErrorCode.CONFIG_SEQUENCE, `config update rejected: ${(e as Error).message}`, {
-          httpStatus: 400,
-        }),
+        e instanceof LoomError
+          ? e
+          : new LoomError(OrdererErrorCode.BAD_ENVELOPE, `config update rejected: ${(e as Error).message}`, {
+              httpStatus: 400,
+            }),
       );
       return undefined;
     }
@@ -672,6 +685,14 @@ export class Chain {
     });
   }
 
+  /**
+   * The Raft loop: persist a Ready, send its messages, hand its committed entries to the apply
+   * queue, `advance()`. Membership changes take effect in Raft at once; blocks and snapshot installs
+   * are applied in order by the apply queue (#enqueueApply), because applying can take seconds (a
+   * node that installs a snapshot pulls the missing blocks from another consenter) and a node busy
+   * applying must still vote and acknowledge: a restarted node catching up behind a leader that was
+   * just killed once held up the next election for the 5 s of its pull timeout.
+   */
   async #processReady(): Promise<void> {
     if (this.#processing || this.#stopped || this.#failed) return;
     this.#processing = true;
@@ -681,26 +702,48 @@ export class Chain {
         if (rd.softState) this.#onSoftState(rd.softState);
         await this.#storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
         if (rd.hardState) this.#term = rd.hardState.term;
-        if (rd.snapshot) await this.#installSnapshot(rd.snapshot);
         for (const m of rd.messages)
           this.#transport.send(this.channel, m.to, encodeValue([FRAME_RAFT, encodeMessage(m)]));
-        for (const e of rd.committedEntries) await this.#apply(e);
+        for (const e of rd.committedEntries) {
+          if (e.type === 'confChange') this.#applyConfChange(e);
+        }
+        this.#enqueueApply(rd.snapshot, rd.committedEntries);
         this.#raft.advance();
-        await this.#maybeSnapshot();
         this.#maybeOpenGate();
       }
+      await this.#maybeSnapshot();
     } catch (e) {
-      if (!this.#stopped) {
-        this.#failed = e as Error;
-        this.#log.error(
-          { channel: this.channel, err: (e as Error).message, stack: (e as Error).stack },
-          'chain halted',
-        );
-      }
+      this.#halt(e);
     } finally {
       this.#processing = false;
     }
     if (!this.#stopped && !this.#failed && this.#raft.hasReady()) this.#kick();
+  }
+
+  #halt(e: unknown): void {
+    if (this.#stopped || this.#failed) return;
+    this.#failed = e as Error;
+    this.#log.error({ channel: this.channel, err: (e as Error).message, stack: (e as Error).stack }, 'chain halted');
+  }
+
+  /** Applies a snapshot and committed entries after everything handed over before them. */
+  #enqueueApply(snapshot: Snapshot | undefined, entries: readonly Entry[]): void {
+    if (!snapshot && entries.length === 0) return;
+    this.#applyTail = this.#applyTail.then(async () => {
+      try {
+        if (this.#stopped || this.#failed) return;
+        if (snapshot) await this.#installSnapshot(snapshot);
+        for (const e of entries) {
+          if (this.#stopped || this.#failed) return;
+          await this.#apply(e);
+        }
+      } catch (e) {
+        this.#halt(e);
+      }
+      this.#maybeOpenGate();
+      // Compaction runs in the Raft loop (it writes Raft storage): nudge it.
+      this.#kick();
+    });
   }
 
   #onSoftState(ss: SoftState): void {
@@ -755,6 +798,7 @@ export class Chain {
       hash: this.blocks.lastHash,
       lastConfig: this.#lastConfig,
       configSequence: this.#resources.config.sequence,
+      config: this.#resources.config,
     };
     const queued = this.#queue;
     this.#queue = [];
@@ -769,18 +813,19 @@ export class Chain {
     }
   }
 
+  #applyConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const cs = this.#raft.applyConfChange(cc);
+    this.#log.info(
+      { channel: this.channel, change: cc, voters: cs.voters, learners: cs.learners },
+      'membership change applied',
+    );
+  }
+
   async #apply(e: Entry): Promise<void> {
-    if (e.type === 'confChange') {
-      const cc = decodeConfChange(e.data);
-      const cs = this.#raft.applyConfChange(cc);
-      this.#log.info(
-        { channel: this.channel, change: cc, voters: cs.voters, learners: cs.learners },
-        'membership change applied',
-      );
-    } else if (e.data.length > 0) {
-      await this.#applyBlock(e.data, e.index);
-    }
+    if (e.type !== 'confChange' && e.data.length > 0) await this.#applyBlock(e.data, e.index);
     this.#applied = e.index;
+    this.#appliedMark = { index: e.index, lastBlock: this.blocks.height - 1, lastHash: this.blocks.lastHash };
   }
 
   async #applyBlock(data: Uint8Array, index: number): Promise<void> {
@@ -870,19 +915,29 @@ export class Chain {
 
   async #installSnapshot(snap: Snapshot): Promise<void> {
     const [number, hash] = decodeSnapshotData(snap.data);
-    this.#applied = Math.max(this.#applied, snap.metadata.index);
-    if (number < this.blocks.height) return;
-    this.#log.info({ channel: this.channel, index: snap.metadata.index, block: number }, 'installing Raft snapshot');
-    await this.#catchUp(number, hash);
+    if (number >= this.blocks.height) {
+      this.#log.info({ channel: this.channel, index: snap.metadata.index, block: number }, 'installing Raft snapshot');
+      await this.#catchUp(number, hash);
+    }
+    if (snap.metadata.index > this.#applied) {
+      this.#applied = snap.metadata.index;
+      this.#appliedMark = {
+        index: snap.metadata.index,
+        lastBlock: this.blocks.height - 1,
+        lastHash: this.blocks.lastHash,
+      };
+    }
   }
 
   async #maybeSnapshot(): Promise<void> {
     const every = this.#opts.snapshotIntervalEntries ?? 1000;
     const snapIndex = this.#storage.snapshot().metadata.index;
-    const applied = this.#raft.status().applied;
-    if (applied - snapIndex < every || this.blocks.height === 0) return;
+    // What the apply queue has applied (Raft has handed over more), with the blocks as of that index.
+    const mark = this.#appliedMark;
+    if (!mark || mark.index - snapIndex < every || mark.lastBlock < 0) return;
+    const applied = mark.index;
     try {
-      const snap = this.#raft.compact(applied, encodeSnapshotData(this.blocks.height - 1, this.blocks.lastHash));
+      const snap = this.#raft.compact(applied, encodeSnapshotData(mark.lastBlock, mark.lastHash));
       await this.#storage.persistCompaction(snap);
       this.#log.debug({ channel: this.channel, index: applied }, 'Raft log compacted');
     } catch (e) {

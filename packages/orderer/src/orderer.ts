@@ -6,16 +6,25 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 import { encodeSerializedIdentity, LoomError, utf8 } from '@loom/common';
 import { signerFromKey } from '@loom/common/crypto/signing';
 import { childLogger, createLogger, type Logger } from '@loom/common/logging';
 import { loadMspFromDir } from '@loom/common/msp/msp-dir';
 import { createOperationsServer, type OperationsServer } from '@loom/common/ops/operations-server';
+import {
+  createReloadableTls,
+  type ListenerTlsConfig,
+  parseListenerTlsConfig,
+  type ReloadableTls,
+  registerCertificateExpiryMetrics,
+  reloadTlsOnSignal,
+} from '@loom/common/tls/index';
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Counter, Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { Registrar } from './registrar.js';
-import { createAdminServer, createPublicServer, type ServerTls } from './server/http-server.js';
+import { createAdminServer, createPublicServer } from './server/http-server.js';
 import { LevelKv } from './storage/kv.js';
 import { createLibp2pTransport, loadOrCreateLibp2pKey } from './transport/libp2p.js';
 
@@ -35,8 +44,14 @@ export interface OrdererConfig {
   /** Omit to run without an operations listener. */
   readonly operationsPort?: number;
   readonly logSpec?: string;
-  /** HTTPS for the public and admin listeners (PEM file paths). */
-  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /**
+   * HTTPS for the public and admin listeners (PEM file paths), mutual TLS with `clientAuthRequired`
+   * (clients must present a certificate from `caFiles` or a joined channel's TLS roots). Renewed
+   * files are reloaded without a restart (file watch and SIGHUP).
+   */
+  readonly tls?: ListenerTlsConfig;
+  /** HTTPS for the operations listener (Fabric's `Operations.TLS`); plain HTTP when absent. */
+  readonly operationsTls?: ListenerTlsConfig;
   readonly raft?: {
     readonly tickMs?: number;
     readonly electionTick?: number;
@@ -78,9 +93,13 @@ export async function loadOrdererConfig(file: string): Promise<OrdererConfig> {
     return v;
   };
   const path = (p: string) => (isAbsolute(p) ? p : join(base, p));
-  const tls = r.tls as { certFile?: unknown; keyFile?: unknown } | undefined;
-  if (tls !== undefined && (typeof tls?.certFile !== 'string' || typeof tls.keyFile !== 'string')) {
-    throw configError(file, 'tls needs certFile and keyFile');
+  let tls: ListenerTlsConfig | undefined;
+  let operationsTls: ListenerTlsConfig | undefined;
+  try {
+    tls = parseListenerTlsConfig(r.tls, `${file}: tls`, path);
+    operationsTls = parseListenerTlsConfig(r.operationsTls, `${file}: operationsTls`, path);
+  } catch (e) {
+    throw configError(file, (e as Error).message.slice(file.length + 2));
   }
   const raft = (r.raft ?? {}) as OrdererConfig['raft'];
   return {
@@ -94,7 +113,8 @@ export async function loadOrdererConfig(file: string): Promise<OrdererConfig> {
     raftPort: port('raftPort')!,
     ...(port('operationsPort', true) === undefined ? {} : { operationsPort: port('operationsPort')! }),
     ...(typeof r.logSpec === 'string' ? { logSpec: r.logSpec } : {}),
-    ...(tls ? { tls: { certFile: path(tls.certFile as string), keyFile: path(tls.keyFile as string) } } : {}),
+    ...(tls ? { tls } : {}),
+    ...(operationsTls ? { operationsTls } : {}),
     ...(raft ? { raft } : {}),
     ...(typeof r.submitTimeoutMs === 'number' ? { submitTimeoutMs: r.submitTimeoutMs } : {}),
   };
@@ -167,12 +187,49 @@ export async function startOrderer(config: OrdererConfig, options: { logger?: Lo
     });
   const signer = signerFromKey(me.privateKey);
   const creator = encodeSerializedIdentity({ mspId: config.mspId, idBytes: utf8(me.certPem) });
-  let tls: ServerTls | undefined;
-  if (config.tls)
-    tls = { cert: await readFile(config.tls.certFile, 'utf8'), key: await readFile(config.tls.keyFile, 'utf8') };
+  const registry = new Registry();
+  // Seconds to expiry of the enrollment certificate (the TLS pairs register their own).
+  registerCertificateExpiryMetrics(registry, () => [{ name: 'enrollment', certPem: me.certPem }]);
+  let registrar: Registrar | undefined;
+  // Whom the listeners trust besides caFiles: the TLS roots of every channel this orderer serves.
+  const channelTlsRoots = () =>
+    [
+      ...new Set(
+        (registrar?.channels ?? []).flatMap((c) =>
+          [...Object.values(c.resources.config.orgs), ...Object.values(c.resources.config.orderer.orgs)].flatMap(
+            (o) => [...(o.msp.tlsRootCerts ?? []), ...(o.msp.tlsIntermediateCerts ?? [])],
+          ),
+        ),
+      ),
+    ].sort();
+  const tls: ReloadableTls | undefined = config.tls
+    ? await createReloadableTls({
+        ...config.tls,
+        logger: childLogger(logger, 'tls'),
+        registry,
+        name: 'orderer',
+        trustedRoots: channelTlsRoots,
+      })
+    : undefined;
+  const opsTls: ReloadableTls | undefined = config.operationsTls
+    ? await createReloadableTls({
+        ...config.operationsTls,
+        logger: childLogger(logger, 'tls'),
+        registry,
+        name: 'operations',
+      })
+    : undefined;
+  const stopSignal = reloadTlsOnSignal([tls, opsTls].filter((t): t is ReloadableTls => t !== undefined));
 
   const kv = await LevelKv.open(join(config.dataDir, 'ledger'));
-  const closers: Array<() => Promise<void>> = [() => kv.close()];
+  const closers: Array<() => Promise<void>> = [
+    async () => {
+      stopSignal();
+      tls?.close();
+      opsTls?.close();
+    },
+    () => kv.close(),
+  ];
   const close = async () => {
     for (const c of closers.reverse()) {
       try {
@@ -193,8 +250,6 @@ export async function startOrderer(config: OrdererConfig, options: { logger?: Lo
     });
     closers.push(() => transport.stop());
 
-    const registry = new Registry();
-    let registrar: Registrar | undefined;
     const onBlock = ordererMetrics(registry, () => registrar);
     registrar = await Registrar.open({
       kv,
@@ -218,12 +273,16 @@ export async function startOrderer(config: OrdererConfig, options: { logger?: Lo
     const listen = async (app: FastifyInstance, port: number) => {
       await app.listen({ host: config.host, port });
       closers.push(() => app.close());
+      tls?.attach(app.server as unknown as TlsServer);
       const addr = app.server.address();
       const p = typeof addr === 'object' && addr ? addr.port : port;
       return `${tls ? 'https' : 'http'}://${config.host}:${p}`;
     };
-    const publicUrl = await listen(createPublicServer(reg, logger, tls), config.port);
-    const adminUrl = await listen(createAdminServer(reg, logger, tls), config.adminPort);
+    const serverTls = tls ? { options: () => tls.serverOptions() } : undefined;
+    const publicUrl = await listen(createPublicServer(reg, logger, serverTls), config.port);
+    const adminUrl = await listen(createAdminServer(reg, logger, serverTls), config.adminPort);
+    // Channels joined from disk bring their TLS roots now, not at the next trust check.
+    if (tls && channelTlsRoots().length > 0) await tls.reload();
 
     let ops: OperationsServer | undefined;
     let opsUrl: string | undefined;
@@ -233,6 +292,7 @@ export async function startOrderer(config: OrdererConfig, options: { logger?: Lo
         port: config.operationsPort,
         logger,
         registry,
+        ...(opsTls ? { reloadableTls: opsTls } : {}),
         healthChecks: [
           {
             name: 'channels',

@@ -168,8 +168,14 @@ describe('consenter set changes through config blocks', () => {
       ),
     );
 
-    // Config update adding orderer3 (an admin of Org1 signs it; governance rules come later).
-    const add = configUpdateEnvelope(net.org1.admin, 0, full);
+    // Config update adding orderer3: the orderer section's Admins (the orderer org's admin) must sign.
+    const unsigned = configUpdateEnvelope(net.org1.admin, 0, full, { current: initial, signers: [net.org1.admin] });
+    // Submitted at the leader, which checks it when ordering (a follower's waiter would only time out).
+    const leaderNow = nodes.find((n) => n.name === nodes[0]!.registrar.require(ch).leader)!;
+    await expect(leaderNow.registrar.require(ch).submit(unsigned, true)).rejects.toSatisfy((e) =>
+      isLoomError(e, 'CONFIG_POLICY_UNSATISFIED'),
+    );
+    const add = configUpdateEnvelope(net.org1.admin, 0, full, { current: initial, signers: [net.ordererAdmin] });
     const at = await nodes[1]!.registrar.require(ch).submit(add, true);
     const configBlock = (await nodes[1]!.registrar.require(ch).blocks.get(at.blockNumber))!;
     expect(decodeBlock(configBlock).data).toHaveLength(1);
@@ -190,12 +196,14 @@ describe('consenter set changes through config blocks', () => {
       expect(bytesEqual(decodeBlock(a[i]!).header, decodeBlock(b[i]!).header)).toBe(true);
 
     // Remove orderer0.
-    const without = {
-      ...full,
-      sequence: 1,
-      orderer: { ...full.orderer, consenters: full.orderer.consenters.slice(1) },
-    };
-    await nodes[3]!.registrar.require(ch).submit(configUpdateEnvelope(net.org1.admin, 1, without), true);
+    const inForce = nodes[3]!.registrar.require(ch).config;
+    const without = { ...inForce, orderer: { ...inForce.orderer, consenters: inForce.orderer.consenters.slice(1) } };
+    await nodes[3]!.registrar
+      .require(ch)
+      .submit(
+        configUpdateEnvelope(net.org1.admin, 1, without, { current: inForce, signers: [net.ordererAdmin] }),
+        true,
+      );
     const remaining = nodes.slice(1);
     await until(
       'orderer0 removed from the Raft group',

@@ -8,7 +8,9 @@ import {
   type Block,
   buildBlock,
   type ChannelConfig,
+  computeConfigUpdate,
   computeTxId,
+  configSignatureSignedBytes,
   encodeBlock,
   encodeChannelConfig,
   encodeChannelHeader,
@@ -26,6 +28,7 @@ import {
   HeaderType,
   type OrgConfig,
   type SeekInfo,
+  sign,
 } from '@loom/common';
 import { sha256 } from '@loom/common/crypto/hash';
 import type { MspConfig } from '@loom/common/msp/types';
@@ -109,7 +112,7 @@ export function channelConfig(
       version: 0,
       modPolicy: 'Admins',
       orgs: { [net.ordererMspId]: orgConfig(net.ordererOrgMsp, { Admins: `OR('${net.ordererMspId}.admin')` }) },
-      policies: {},
+      policies: { Admins: pd('MAJORITY Admins') },
       batch: {
         batchTimeoutMs: 100,
         maxMessageCount: 50,
@@ -174,13 +177,34 @@ export function seekEnvelope(signer: TestIdentity, channel: string, seek: SeekIn
   return signedEnvelope(signer, HeaderType.DELIVER_SEEK_INFO, channel, encodeSeekInfo(seek));
 }
 
-export function configUpdateEnvelope(signer: TestIdentity, baseSequence: number, config: ChannelConfig): Uint8Array {
-  const update = encodeConfigUpdate({ channelId: config.channelId, baseSequence, config });
+/**
+ * A CONFIG_UPDATE envelope from `signer`. With `current`, the update is computed from it (versions
+ * of changed elements bumped, as `loom channel config compute-update` does); `signers` add their
+ * ConfigSignatures over the update bytes.
+ */
+export function configUpdateEnvelope(
+  signer: TestIdentity,
+  baseSequence: number,
+  config: ChannelConfig,
+  options: { current?: ChannelConfig; signers?: readonly TestIdentity[] } = {},
+): Uint8Array {
+  const update = encodeConfigUpdate(
+    options.current
+      ? computeConfigUpdate(options.current, config)
+      : { channelId: config.channelId, baseSequence, config },
+  );
+  const signatures = (options.signers ?? []).map((s) => {
+    const signatureHeader = encodeSignatureHeader({
+      creator: encodeSerializedIdentity(s.serialized),
+      nonce: randomBytes(24),
+    });
+    return { signatureHeader, signature: sign(s.privateKey, configSignatureSignedBytes(signatureHeader, update)) };
+  });
   return signedEnvelope(
     signer,
     HeaderType.CONFIG_UPDATE,
     config.channelId,
-    encodeConfigUpdateEnvelope({ configUpdate: update, signatures: [] }),
+    encodeConfigUpdateEnvelope({ configUpdate: update, signatures }),
   );
 }
 

@@ -158,7 +158,8 @@ export async function prepareCluster(
             const r = await fetch(`${proc.adminUrl}/participation/v1/channels`);
             return r.ok;
           },
-          60_000,
+          // Loading the node's modules alone can take tens of seconds on a loaded machine.
+          Number(process.env.LOOM_ORDERER_START_TIMEOUT_MS ?? 60_000),
           100,
         );
       },

@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -748,6 +748,82 @@ describe('runtime', () => {
       expect(nsOf(r!, 'ext').rwset.writes).toEqual([{ key: 'k', isDelete: false, value: utf('v') }]);
     } finally {
       definitions.delete('ext');
+      await ext.stop();
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('chaincode-as-a-service over mutual TLS: tls_required, client_auth_required and the PEMs of connection.json', async () => {
+    const { createEphemeralTlsCa } = await import('@loom/common/tls/index');
+    const serverCa = await createEphemeralTlsCa('ccaas-server-ca');
+    const clientCa = await createEphemeralTlsCa('peer-client-ca');
+    const [serverPair, clientPair] = await Promise.all([
+      serverCa.issueServer('ext-tls', ['127.0.0.1']),
+      clientCa.issueClient('peer0.org1.example.com'),
+    ]);
+    const tlsDir = join(tmp, 'ccaas-tls');
+    mkdirSync(tlsDir, { recursive: true });
+    writeFileSync(join(tlsDir, 'server.crt'), serverPair.certPem);
+    writeFileSync(join(tlsDir, 'server.key'), serverPair.keyPem);
+    writeFileSync(join(tlsDir, 'client-ca.crt'), clientCa.certPem);
+    const port = await freePort();
+    const child = spawn(process.execPath, [sdkBin, 'server', '--module-path', join(tmp, 'kitchen')], {
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        CHAINCODE_SERVER_ADDRESS: `127.0.0.1:${port}`,
+        CHAINCODE_ID: 'exttls:1',
+        CHAINCODE_TLS_CERT_FILE: join(tlsDir, 'server.crt'),
+        CHAINCODE_TLS_KEY_FILE: join(tlsDir, 'server.key'),
+        CHAINCODE_TLS_CLIENT_CACERT_FILE: join(tlsDir, 'client-ca.crt'),
+      },
+      stdio: 'ignore',
+    });
+    children.push(child);
+    const connection = {
+      address: `127.0.0.1:${port}`,
+      dial_timeout: '2s',
+      tls_required: true,
+      client_auth_required: true,
+      root_cert: serverCa.certPem,
+      client_cert: clientPair.certPem,
+      client_key: clientPair.keyPem,
+    };
+    const variants: Record<string, object> = {
+      'exttls:1': connection,
+      // The server requires a client certificate: without one the peer cannot connect.
+      'exttls-noclient:1': { ...connection, client_auth_required: false },
+      'exttls-noroot:1': { ...connection, root_cert: undefined },
+    };
+    const ext = createChaincodeRuntime({
+      peerMspId: 'Org1MSP',
+      packages: (id) => (variants[id] ? { kind: 'external', connection: variants[id] as never } : undefined),
+    });
+    try {
+      definitions.set('exttls', def('exttls', 'exttls:1'));
+      definitions.set('exttls-noclient', def('exttls-noclient', 'exttls-noclient:1'));
+      definitions.set('exttls-noroot', def('exttls-noroot', 'exttls-noroot:1'));
+      const e = createEndorser({
+        channels: () => channel,
+        registry: { get: (_c, n) => definitions.get(n) },
+        runtime: ext,
+        signer: { identity: net.org1.peer.serialized, sign: (m) => net.org1.peer.signer.sign(m) },
+      });
+      let r: (ProposalResult & { json: unknown }) | undefined;
+      for (let i = 0; i < 20 && r === undefined; i++) {
+        try {
+          r = await endorse(['getput', 'k', 'v'], { chaincode: 'exttls', e });
+        } catch (err) {
+          if (!(err instanceof LoomError) || err.code !== 'CHAINCODE_START_FAILED') throw err;
+          await new Promise((res) => setTimeout(res, 250));
+        }
+      }
+      expect(r?.response.response.status).toBe(200);
+      expect(await rejectCode(endorse(['getput', 'k', 'v'], { chaincode: 'exttls-noclient', e }))).toBe(
+        'CHAINCODE_START_FAILED',
+      );
+      await expect(endorse(['getput', 'k', 'v'], { chaincode: 'exttls-noroot', e })).rejects.toThrow(/root_cert/);
+    } finally {
+      for (const n of ['exttls', 'exttls-noclient', 'exttls-noroot']) definitions.delete(n);
       await ext.stop();
       child.kill('SIGKILL');
     }

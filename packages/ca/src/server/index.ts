@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { createLogger, type Logger } from '@loom/common/logging';
 import { createOperationsServer } from '@loom/common/ops/index';
+import { createReloadableTls, type ReloadableTls, reloadTlsOnSignal } from '@loom/common/tls/index';
 import { Counter, Registry } from 'prom-client';
 import type { CaServerConfig } from '../config.js';
 import { API_PREFIX } from '../protocol.js';
@@ -76,6 +77,14 @@ export async function startCaServer(config: CaServerConfig, options: StartCaServ
 
   const store = new CaStore(await openLevelKvStore(join(config.dataDir, 'db')));
   let server: ReturnType<typeof createOperationsServer> | undefined;
+  let tls: ReloadableTls | undefined;
+  let stopTlsSignal = () => {};
+  let renewTimer: NodeJS.Timeout | undefined;
+  const stopTls = () => {
+    clearInterval(renewTimer);
+    stopTlsSignal();
+    tls?.close();
+  };
   try {
     const ca = new CertificateAuthority({
       name: config.name,
@@ -94,13 +103,27 @@ export async function startCaServer(config: CaServerConfig, options: StartCaServ
     });
     await ca.bootstrap(config.bootstrap, config.affiliations);
 
-    let tls: { cert: string; key: string } | undefined;
     if (config.tls.enabled) {
       const hosts = ['localhost', '127.0.0.1', config.listen.host, ...(config.tls.hosts ?? [])].filter(
         (h) => h !== '0.0.0.0' && h !== '::',
       );
-      const t = await loadOrCreateServerTls(config.dataDir, tlsCa, config.csr.cn, hosts, now);
-      tls = { cert: t.certPem, key: t.keyPem };
+      await loadOrCreateServerTls(config.dataDir, tlsCa, config.csr.cn, hosts, now);
+      // The listener reloads its pair when the files change (or on SIGHUP), and the CA reissues its
+      // own TLS certificate a day before it expires, so its listener never serves an expired one.
+      tls = await createReloadableTls({
+        certFile: join(config.dataDir, 'tls-cert.pem'),
+        keyFile: join(config.dataDir, 'tls-key.pem'),
+        logger,
+        registry,
+        name: 'ca',
+      });
+      stopTlsSignal = reloadTlsOnSignal([tls]);
+      renewTimer = setInterval(() => {
+        loadOrCreateServerTls(config.dataDir, tlsCa, config.csr.cn, hosts, clock()).catch((e: unknown) =>
+          logger.error({ err: (e as Error).message }, 'cannot renew the CA listener TLS certificate'),
+        );
+      }, 3_600_000);
+      renewTimer.unref();
     }
 
     server = createOperationsServer({
@@ -108,7 +131,7 @@ export async function startCaServer(config: CaServerConfig, options: StartCaServ
       port: config.listen.port,
       logger,
       registry,
-      ...(tls ? { tls } : {}),
+      ...(tls ? { reloadableTls: tls } : {}),
       healthChecks: [{ name: 'store', check: async () => void (await store.getIdentity(config.bootstrap.id)) }],
     });
     await server.app.register(
@@ -128,6 +151,7 @@ export async function startCaServer(config: CaServerConfig, options: StartCaServ
       tlsCaCertPem: tlsCa.certPem,
       async stop() {
         try {
+          stopTls();
           await running.stop();
         } finally {
           await store.close();
@@ -135,6 +159,7 @@ export async function startCaServer(config: CaServerConfig, options: StartCaServ
       },
     };
   } catch (e) {
+    stopTls();
     await server?.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw e;

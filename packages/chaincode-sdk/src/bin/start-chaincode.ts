@@ -10,7 +10,7 @@
  *   `--chaincode-address` / CHAINCODE_SERVER_ADDRESS for the peer, as chaincode-as-a-service, with the
  *   id from `--chaincode-id` / CHAINCODE_ID / CORE_CHAINCODE_ID_NAME.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -75,7 +75,24 @@ export async function startChaincode(
     const ccid = readArg(argv, 'chaincode-id') ?? env['CHAINCODE_ID'] ?? env['CORE_CHAINCODE_ID_NAME'];
     if (!serverAddress) throw new Error('server mode needs --chaincode-address or CHAINCODE_SERVER_ADDRESS');
     if (!ccid) throw new Error('server mode needs --chaincode-id or CHAINCODE_ID / CORE_CHAINCODE_ID_NAME');
-    const server = Shim.server(chaincode, { ccid, address: serverAddress, logger });
+    // TLS as fabric-chaincode-node's server mode: CHAINCODE_TLS_KEY_FILE / CHAINCODE_TLS_CERT_FILE,
+    // and CHAINCODE_TLS_CLIENT_CACERT_FILE to require the peer's client certificate.
+    const tlsFile = (arg: string, name: string) => {
+      const f = readArg(argv, arg) ?? env[name];
+      return f ? readFileSync(f, 'utf8') : undefined;
+    };
+    const key = tlsFile('chaincode-tls-key-file', 'CHAINCODE_TLS_KEY_FILE');
+    const cert = tlsFile('chaincode-tls-cert-file', 'CHAINCODE_TLS_CERT_FILE');
+    const clientCACerts = tlsFile('chaincode-tls-client-cacert-file', 'CHAINCODE_TLS_CLIENT_CACERT_FILE');
+    if ((key === undefined) !== (cert === undefined)) {
+      throw new Error('server TLS needs both CHAINCODE_TLS_KEY_FILE and CHAINCODE_TLS_CERT_FILE');
+    }
+    const server = Shim.server(chaincode, {
+      ccid,
+      address: serverAddress,
+      logger,
+      ...(key && cert ? { tlsProps: { key, cert, ...(clientCACerts ? { clientCACerts } : {}) } } : {}),
+    });
     await server.start();
     return server;
   }

@@ -6,8 +6,14 @@
  * - chaincode-as-a-service (`Shim.server(...).start()`): the chaincode listens on an address and the
  *   peer dials in; on each accepted connection the chaincode registers, exactly as in dial-out.
  * Either way the stream is a ChaincodeStream and the messages are the same.
+ *
+ * Dial-out speaks mutual TLS when the peer says so, with Fabric's variables: CORE_PEER_TLS_ENABLED=true,
+ * CORE_PEER_TLS_ROOTCERT_FILE (the root the peer's chaincode listener chains to) and
+ * CORE_TLS_CLIENT_CERT_PATH / CORE_TLS_CLIENT_KEY_PATH (this process's client pair; PEM files).
  */
+import { readFileSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { type ChaincodeLogger, newLogger } from './logger.js';
 import { ChaincodeStream } from './handler.js';
 import type { ChaincodeInterface, ChaincodeResponse } from './types.js';
@@ -36,6 +42,30 @@ export interface ShimStartOptions {
   chaincodeId?: string;
   maxFrameBytes?: number;
   logger?: ChaincodeLogger;
+  /** Mutual TLS to the peer; default from CORE_PEER_TLS_ENABLED and the files it names. */
+  tls?: DialTls;
+}
+
+/** PEM material for a TLS dial-out. */
+export interface DialTls {
+  readonly rootCertPem: string;
+  readonly clientCertPem: string;
+  readonly clientKeyPem: string;
+}
+
+/** The TLS settings the peer put in the environment, or undefined when TLS is off. */
+export function dialTlsFromEnv(env: NodeJS.ProcessEnv = process.env): DialTls | undefined {
+  if ((env['CORE_PEER_TLS_ENABLED'] ?? '').toLowerCase() !== 'true') return undefined;
+  const file = (name: string) => {
+    const path = env[name];
+    if (!path) throw new Error(`CORE_PEER_TLS_ENABLED is true but ${name} is not set`);
+    return readFileSync(path, 'utf8');
+  };
+  return {
+    rootCertPem: file('CORE_PEER_TLS_ROOTCERT_FILE'),
+    clientCertPem: file('CORE_TLS_CLIENT_CERT_PATH'),
+    clientKeyPem: file('CORE_TLS_CLIENT_KEY_PATH'),
+  };
 }
 
 /** A running dial-out chaincode. */
@@ -64,8 +94,21 @@ export function dialPeer(
 ): ChaincodeConnection {
   const logger = opts.logger ?? newLogger('shim');
   const addr = parseAddress(opts.peerAddress);
+  const tls = opts.tls ?? dialTlsFromEnv();
   const socket: Socket =
-    addr.path !== undefined ? connect({ path: addr.path }) : connect({ host: addr.host!, port: addr.port! });
+    addr.path !== undefined
+      ? connect({ path: addr.path })
+      : tls
+        ? tlsConnect({
+            host: addr.host!,
+            port: addr.port!,
+            ca: [tls.rootCertPem],
+            cert: tls.clientCertPem,
+            key: tls.clientKeyPem,
+            minVersion: 'TLSv1.2',
+            rejectUnauthorized: true,
+          })
+        : connect({ host: addr.host!, port: addr.port! });
   socket.setNoDelay(true);
   const stream = new ChaincodeStream(chaincode, socket, {
     chaincodeId: opts.chaincodeId,
@@ -73,8 +116,8 @@ export function dialPeer(
     ...(opts.maxFrameBytes === undefined ? {} : { maxFrameBytes: opts.maxFrameBytes }),
   });
   const registered = new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => {
-      logger.info('connected to peer at %s, registering %s', opts.peerAddress, opts.chaincodeId);
+    socket.once(tls && addr.path === undefined ? 'secureConnect' : 'connect', () => {
+      logger.info('connected to peer at %s%s, registering %s', opts.peerAddress, tls ? ' (TLS)' : '', opts.chaincodeId);
       stream.register().then(resolve, reject);
     });
     socket.once('error', reject);
@@ -90,6 +133,11 @@ export interface ChaincodeServerOptions {
   address: string;
   maxFrameBytes?: number;
   logger?: ChaincodeLogger;
+  /**
+   * TLS for the server (fabric-shim's `tlsProps`): its PEM pair, and `clientCACerts` to require
+   * the peer's client certificate (`client_auth_required` in the peer's connection.json).
+   */
+  tlsProps?: { key: string | Buffer; cert: string | Buffer; clientCACerts?: string | Buffer };
 }
 
 /** Chaincode-as-a-service: listens; the peer connects; every connection registers and serves. */
@@ -110,7 +158,20 @@ export class ChaincodeServer {
 
   async start(): Promise<void> {
     const addr = parseAddress(this.#opts.address);
-    const server = createServer((socket) => this.#accept(socket));
+    const tls = this.#opts.tlsProps;
+    const server: Server = tls
+      ? createTlsServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            minVersion: 'TLSv1.2',
+            ...(tls.clientCACerts !== undefined
+              ? { ca: [tls.clientCACerts], requestCert: true, rejectUnauthorized: true }
+              : {}),
+          },
+          (socket) => this.#accept(socket),
+        ).on('tlsClientError', (e) => this.#logger.warn('refused a TLS connection: %s', e.message))
+      : createServer((socket) => this.#accept(socket));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -63,6 +63,18 @@ describe('loom certs check', () => {
     expect((await checkCertificates({ data, warnDays: 5, failOnWarn: true })).exitCode).toBe(0);
   });
 
+  it('--within lists only what expires inside the window and exits 1 when anything does', async () => {
+    const soon = await checkCertificates({ data, warnDays: 30, withinDays: 30 });
+    expect(soon.certificates.map((c) => c.subject.split(', ').at(-1))).toEqual(['CN=peer1.org1.example.com']);
+    expect(soon.exitCode).toBe(1);
+    expect(soon.output).toMatch(/1 certificate, 1 expiring within 30 days or expired/);
+    const none = await checkCertificates({ data, warnDays: 30, withinDays: 5 });
+    expect(none.certificates).toEqual([]);
+    expect(none.exitCode).toBe(0);
+    expect(none.output).toMatch(/no certificate under .* expires within 5 days/);
+    await expect(checkCertificates({ data, warnDays: 30, withinDays: -1 })).rejects.toThrow(/--within/);
+  });
+
   it('runs as a command, with --json and --fail-on-warn', async () => {
     const out: string[] = [];
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {

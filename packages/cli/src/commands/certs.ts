@@ -1,8 +1,12 @@
 /**
  * `loom certs …`: certificate expiry, before it stops a network.
  *
- *   loom certs check [--data .loom] [--warn-days 30] [--json] [--fail-on-warn]
+ *   loom certs check [--data .loom] [--warn-days 30] [--within <days>] [--json] [--fail-on-warn]
+ *   loom certs renew --node peer0.org1.example.com [--tls] [--config network-config.yaml]
  *   loom certs renew --url https://127.0.0.1:7054 --tls-cert tlsca.pem --msp-dir <node>/msp [--tls-dir <node>/tls] [--hosts a,b]
+ *
+ * `check --within <days>` lists only the certificates expiring within that window (or expired) and
+ * exits 1 when there is any: the monitoring form.
  *
  * `renew` reenrolls through the org's CA, authenticated by the identity's current (still valid)
  * enrollment certificate, and writes the new pair in place so a running node's file watcher (or a
@@ -12,10 +16,13 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CaClient, type CaIdentity } from '@loom/ca';
-import { LoomError } from '@loom/common';
+import { LoomError, type NetworkConfig } from '@loom/common';
 import { loadMspFromDir } from '@loom/common/msp/msp-dir';
 import { type ScannedCertificate, scanCertificates } from '@loom/common/tls/index';
 import type { Command } from 'commander';
+import { caUrl } from '../network/enroll.js';
+import { allOrgs, layout } from '../network/layout.js';
+import { DEFAULT_CONFIG, loadConfig } from './network.js';
 
 function usage(message: string): LoomError {
   return new LoomError('CLI_USAGE', message, { httpStatus: 400 });
@@ -26,6 +33,8 @@ function usage(message: string): LoomError {
 export interface CertsCheckOptions {
   readonly data: string;
   readonly warnDays: number;
+  /** List only certificates expiring within this many days, and exit 1 when there is any. */
+  readonly withinDays?: number;
   readonly json?: boolean;
   readonly failOnWarn?: boolean;
   readonly now?: Date;
@@ -58,6 +67,9 @@ function table(rows: string[][]): string {
 export async function checkCertificates(options: CertsCheckOptions): Promise<CertsCheckReport> {
   if (!Number.isFinite(options.warnDays) || options.warnDays < 0)
     throw usage('--warn-days must be a number of days ≥ 0');
+  const within = options.withinDays;
+  if (within !== undefined && (!Number.isFinite(within) || within < 0))
+    throw usage('--within must be a number of days ≥ 0');
   const skipped: Array<{ path: string; reason: string }> = [];
   let certificates: ScannedCertificate[];
   try {
@@ -68,8 +80,10 @@ export async function checkCertificates(options: CertsCheckOptions): Promise<Cer
   } catch (e) {
     throw usage(`cannot read data directory ${options.data}: ${(e as Error).message}`);
   }
-  const warnings = certificates.filter((c) => c.daysLeft < options.warnDays);
-  const exitCode = options.failOnWarn && warnings.length > 0 ? 1 : 0;
+  if (within !== undefined) certificates = certificates.filter((c) => c.daysLeft < within);
+  const warnDays = within ?? options.warnDays;
+  const warnings = certificates.filter((c) => c.daysLeft < warnDays);
+  const exitCode = (options.failOnWarn || within !== undefined) && warnings.length > 0 ? 1 : 0;
 
   let output: string;
   if (options.json) {
@@ -82,11 +96,14 @@ export async function checkCertificates(options: CertsCheckOptions): Promise<Cer
       notAfter: c.notAfter.toISOString(),
       daysLeft: c.daysLeft,
       isCa: c.isCa,
-      warn: c.daysLeft < options.warnDays,
+      warn: c.daysLeft < warnDays,
     });
-    output = JSON.stringify({ warnDays: options.warnDays, certificates: certificates.map(view), skipped }, null, 2);
+    output = JSON.stringify({ warnDays, certificates: certificates.map(view), skipped }, null, 2);
   } else if (certificates.length === 0) {
-    output = `no certificates under ${options.data}`;
+    output =
+      within === undefined
+        ? `no certificates under ${options.data}`
+        : `no certificate under ${options.data} expires within ${within} days`;
   } else {
     const rows = [
       ['DAYS', 'NOT AFTER', 'CA', 'SUBJECT', 'PATH'],
@@ -103,7 +120,7 @@ export async function checkCertificates(options: CertsCheckOptions): Promise<Cer
       lines.push(`WARN ${c.path}: ${c.subject} (serial ${c.serial}) ${when(c)}, ${c.notAfter.toISOString()}`);
     for (const s of skipped) lines.push(`SKIP ${s.path}: ${s.reason}`);
     lines.push(
-      `${certificates.length} certificate${certificates.length === 1 ? '' : 's'}, ${warnings.length} expiring within ${options.warnDays} days or expired`,
+      `${certificates.length} certificate${certificates.length === 1 ? '' : 's'}, ${warnings.length} expiring within ${warnDays} days or expired`,
     );
     output = lines.join('\n');
   }
@@ -248,6 +265,33 @@ export async function renewCertificate(options: RenewCertificateOptions): Promis
   };
 }
 
+/**
+ * Where a node (peer or orderer, by fqdn or name) of a launched network keeps its identity, and
+ * its org's CA: what `renew --node` needs.
+ */
+export function renewalTargetOf(
+  net: NetworkConfig,
+  node: string,
+): { caUrl: string; tlsCaFile: string | undefined; mspDir: string; tlsDir: string } {
+  for (const org of allOrgs(net)) {
+    const members =
+      'peers' in org
+        ? org.peers.map((p) => ({ ...p, kind: 'peers' as const }))
+        : org.orderers.map((o) => ({ ...o, kind: 'orderers' as const }));
+    const m = members.find((x) => x.fqdn === node || x.name === node);
+    if (!m) continue;
+    const dir = layout.nodeDir(net, org, m.kind, m.fqdn);
+    return {
+      caUrl: caUrl(net, org),
+      tlsCaFile: net.tls.enabled ? join(layout.caDir(net, org), 'data', 'tlsca-cert.pem') : undefined,
+      mspDir: join(dir, 'msp'),
+      tlsDir: join(dir, 'tls'),
+    };
+  }
+  const known = allOrgs(net).flatMap((o) => ('peers' in o ? o.peers : o.orderers).map((n) => n.fqdn));
+  throw usage(`no node ${node} in ${net.source}; known: ${known.join(', ')}`);
+}
+
 // ---- commands ----
 
 function wantsJson(cmd: Command): boolean {
@@ -263,11 +307,13 @@ export function registerCertsCommands(program: Command): Command {
     .option('--data <dir>', 'network data directory', '.loom')
     .option('--warn-days <days>', 'warn about certificates expiring within this many days', '30')
     .option('--fail-on-warn', 'exit with 1 when any certificate warns')
+    .option('--within <days>', 'list only certificates expiring within this many days; exit 1 if there is any')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { data: string; warnDays: string; failOnWarn?: boolean }, cmd: Command) => {
+    .action(async (opts: { data: string; warnDays: string; failOnWarn?: boolean; within?: string }, cmd: Command) => {
       const report = await checkCertificates({
         data: opts.data,
         warnDays: Number(opts.warnDays),
+        ...(opts.within !== undefined ? { withinDays: Number(opts.within) } : {}),
         json: wantsJson(cmd),
         failOnWarn: Boolean(opts.failOnWarn),
       });
@@ -278,17 +324,37 @@ export function registerCertsCommands(program: Command): Command {
   certs
     .command('renew')
     .description('reenroll a certificate (the enrollment one, or the TLS pair with --tls-dir) and write it in place')
-    .requiredOption('--url <url>', 'CA URL, e.g. https://127.0.0.1:7054')
+    .option('--node <fqdn>', 'a node of the network-config (peer or orderer): its CA, MSP and tls/ folders')
+    .option('--tls', "with --node: renew the node's TLS pair (tls/server.crt) instead of its enrollment certificate")
+    .option('--config <file>', 'network-config file (with --node)', DEFAULT_CONFIG)
+    .option('--url <url>', 'CA URL, e.g. https://127.0.0.1:7054 (without --node)')
     .option('--tls-cert <file>', "PEM of the CA's TLS root (required for https)")
-    .requiredOption('--msp-dir <dir>', 'MSP folder of the identity to renew (it authenticates the request)')
+    .option('--msp-dir <dir>', 'MSP folder of the identity to renew (it authenticates the request)')
     .option('--tls-dir <dir>', 'renew the TLS pair in this folder (server.crt, server.key) instead')
     .option('--hosts <names>', 'comma-separated SANs for the new TLS certificate (default: the current ones)')
     .option('--json', 'machine-readable output')
     .action(
       async (
-        opts: { url: string; tlsCert?: string; mspDir: string; tlsDir?: string; hosts?: string },
+        opts: {
+          url?: string;
+          tlsCert?: string;
+          mspDir?: string;
+          tlsDir?: string;
+          hosts?: string;
+          node?: string;
+          tls?: boolean;
+          config: string;
+        },
         cmd: Command,
       ) => {
+        if (opts.node) {
+          const t = renewalTargetOf(await loadConfig({ config: opts.config }), opts.node);
+          opts.url ??= t.caUrl;
+          opts.tlsCert ??= t.tlsCaFile;
+          opts.mspDir ??= t.mspDir;
+          if (opts.tls) opts.tlsDir ??= t.tlsDir;
+        }
+        if (!opts.url || !opts.mspDir) throw usage('give --node <fqdn>, or --url and --msp-dir');
         const hosts = opts.hosts
           ?.split(',')
           .map((h) => h.trim())

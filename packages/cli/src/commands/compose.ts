@@ -9,7 +9,9 @@ import type { Command } from 'commander';
 import {
   composeNetwork,
   DEFAULT_IMAGE,
+  servePeer,
   setupCrypto,
+  setupDeploy,
   setupJoin,
   writeCaConfig,
   writeComposeFile,
@@ -82,20 +84,39 @@ export function registerComposeCommands(program: Command): void {
     });
 
   network
+    .command('serve-peer')
+    .description("(in a container) run a peer node, install the network's chaincode packages on it, then report ready")
+    .option('-c, --config <file>', 'network-config file', '/etc/loom/network.yaml')
+    .option('-d, --data <dir>', 'shared data directory (default /var/loom/data)')
+    .requiredOption('--peer <fqdn>', 'the peer to run, e.g. peer0.org1.example.com')
+    .action(async (opts: { config: string; data?: string; peer: string }) => {
+      const c = await containerNetwork(opts);
+      const code = await servePeer(c, opts.peer, progressPrinter());
+      process.exit(code);
+    });
+
+  network
     .command('setup')
     .description(
-      '(in a container) enroll every identity through the CA services, write node configs and genesis blocks, join the orderers to the channels',
+      '(in a container) enroll every identity through the CA services, write node configs, genesis blocks and chaincode packages, join the orderers to the channels, deploy the chaincodes',
     )
     .option('-c, --config <file>', 'network-config file', '/etc/loom/network.yaml')
     .option('-d, --data <dir>', 'shared data directory (default /var/loom/data)')
-    .option('--stage <stage>', "'crypto' (before the orderers start), 'join' (once they are up), or 'all'", 'all')
+    .option(
+      '--stage <stage>',
+      "'crypto' (before the orderers start), 'join' (once they are up), 'deploy' (once the peers are up), or 'all'",
+      'all',
+    )
     .action(async (opts: { config: string; data?: string; stage: string }) => {
-      if (!['crypto', 'join', 'all'].includes(opts.stage))
-        throw new Error(`--stage must be crypto, join or all (got ${opts.stage})`);
+      if (!['crypto', 'join', 'deploy', 'all'].includes(opts.stage))
+        throw new Error(`--stage must be crypto, join, deploy or all (got ${opts.stage})`);
       const c = await containerNetwork(opts);
       const progress = progressPrinter();
-      if (opts.stage !== 'join') await setupCrypto(c, progress);
-      if (opts.stage !== 'crypto') await setupJoin(c, progress);
+      const all = opts.stage === 'all';
+      if (all || opts.stage === 'crypto') await setupCrypto(c, progress);
+      if (all || opts.stage === 'join') await setupJoin(c, progress);
+      // 'all' cannot deploy: the peers start between join and deploy.
+      if (opts.stage === 'deploy') await setupDeploy(c, progress);
       progress.step(`setup stage '${opts.stage}' done`);
     });
 }

@@ -36,6 +36,7 @@ describe('loom network compose', () => {
     const net = await loadNetworkConfig(defaultConfig);
     const expected = composeFile(net, {
       configMount: mountPath(root, defaultConfig),
+      composeDir: root,
       generatedBy: 'loom network compose --config network-config/default.yaml -o docker-compose.yml',
     });
     const committed = await readFile(join(root, 'docker-compose.yml'), 'utf8');
@@ -45,7 +46,7 @@ describe('loom network compose', () => {
     ).toBe(expected);
   });
 
-  it('orders the default network: CAs healthy -> setup -> orderers healthy -> join -> peers (profile)', async () => {
+  it('orders the default network: CAs healthy -> setup -> orderers healthy -> join -> peers healthy -> deploy', async () => {
     const s = services(await readFile(join(root, 'docker-compose.yml'), 'utf8'));
     expect(Object.keys(s)).toEqual([
       'ca.org1.example.com',
@@ -58,6 +59,7 @@ describe('loom network compose', () => {
       'join',
       'peer0.org1.example.com',
       'peer0.org2.example.com',
+      'deploy',
     ]);
     expect(s.setup!.depends_on).toEqual({
       'ca.org1.example.com': { condition: 'service_healthy' },
@@ -70,7 +72,33 @@ describe('loom network compose', () => {
       'orderer1.example.com',
       'orderer2.example.com',
     ]);
-    expect(s['peer0.org1.example.com']!.profiles).toEqual(['peers']);
+    const peer = s['peer0.org1.example.com']!;
+    expect(peer.profiles).toBeUndefined();
+    expect(peer.command).toEqual([
+      'node',
+      '/opt/loom/packages/cli/dist/bin/loom.js',
+      'network',
+      'serve-peer',
+      '--config',
+      '/etc/loom/network.yaml',
+      '--peer',
+      'peer0.org1.example.com',
+    ]);
+    expect(peer.depends_on).toEqual({ join: { condition: 'service_completed_successfully' } });
+    expect(peer.environment).toEqual({
+      LOOM_HEALTHCHECK_URL: 'http://127.0.0.1:9441/healthz',
+      LOOM_READY_FILE: '/tmp/loom-peer-ready',
+    });
+    expect(peer.ports).toEqual(['127.0.0.1:7051:7051', '127.0.0.1:9441:9441']);
+    expect(peer.volumes).toContain('peer0.org1.example.com-ledger:/var/loom/node');
+    expect(s.deploy!.depends_on).toEqual({
+      'peer0.org1.example.com': { condition: 'service_healthy' },
+      'peer0.org2.example.com': { condition: 'service_healthy' },
+    });
+    expect(s.deploy!.command.slice(-2)).toEqual(['--stage', 'deploy']);
+    // The chaincode sources are mounted where composeNetwork points the chaincode paths.
+    expect(s.setup!.volumes).toContain('./chaincode/basic:/etc/loom/chaincode/basic:ro');
+    expect(s.deploy!.volumes).toContain('./chaincode/basic:/etc/loom/chaincode/basic:ro');
     expect(s['orderer0.example.com']!.ports).toEqual([
       '127.0.0.1:7050:7050',
       '127.0.0.1:7053:7053',
@@ -118,6 +146,7 @@ describe('loom network compose', () => {
       'ca.org3.example.com',
     ]);
     expect(c.dataDir).toBe('/var/loom/data');
+    expect(c.chaincodes.map((cc) => cc.path)).toEqual(['/etc/loom/chaincode/basic']);
   });
 
   it('is a subcommand of `loom network` and writes the file', async () => {
@@ -126,7 +155,7 @@ describe('loom network compose', () => {
     registerComposeCommands(program);
     const network = program.commands.filter((c) => c.name() === 'network');
     expect(network).toHaveLength(1);
-    expect(network[0]!.commands.map((c) => c.name())).toEqual(['compose', 'serve-ca', 'setup']);
+    expect(network[0]!.commands.map((c) => c.name())).toEqual(['compose', 'serve-ca', 'serve-peer', 'setup']);
     const out = join(work, 'sub', 'docker-compose.yml');
     const cwd = process.cwd();
     process.chdir(root);

@@ -16,17 +16,27 @@
  *
  * Start order (all expressed with `depends_on` conditions):
  *
- *   CAs (healthy) → setup (enroll, configs, genesis; completes) → orderers (healthy) → join (completes)
+ *   CAs (healthy) → setup (enroll, node configs, genesis blocks, chaincode packages; completes)
+ *     → orderers (healthy) → join (completes) → peers (healthy) → deploy (approve + commit; completes)
+ *
+ * A peer container runs `loom network serve-peer`: it starts the peer node (which joins its
+ * channels from the genesis blocks at start and launches chaincode processes inside the same
+ * container), then installs the network's chaincode packages through the peer's admin route on
+ * loopback (install is accepted from localhost only) and only then reports healthy. The `deploy`
+ * service approves the definitions as every organization's admin and commits them.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { NetworkConfig } from '@loom/common';
+import { createPackage } from '@loom/peer/chaincode/package/index';
 import { stringify as toYaml } from 'yaml';
+import { deployChaincodes, installOnPeer } from './deploy.js';
 import { caUrl, enrollOrganization, type OrgCrypto } from './enroll.js';
 import { waitForHealthy } from './http.js';
 import { type AnyOrg, allOrgs, layout } from './layout.js';
-import { joinOrdererToChannels, makeGenesisBlocks, type Progress } from './up.js';
+import { joinOrdererToChannels, makeGenesisBlocks, type Progress, useNetworkAdminTls } from './up.js';
 
 /** Fixed paths inside the containers. */
 export const CONTAINER = {
@@ -38,6 +48,10 @@ export const CONTAINER = {
   loom: '/opt/loom/packages/cli/dist/bin/loom.js',
   orderer: '/opt/loom/packages/orderer/dist/main.js',
   peer: '/opt/loom/packages/peer/dist/main.js',
+  /** Chaincode source directories (bind-mounted into the setup and deploy services). */
+  chaincode: '/etc/loom/chaincode',
+  /** Written by `serve-peer` once the peer is up and its chaincode installed (see healthcheck.cjs). */
+  peerReady: '/tmp/loom-peer-ready',
 } as const;
 
 export const DEFAULT_IMAGE = 'loom:latest';
@@ -45,6 +59,10 @@ export const DEFAULT_IMAGE = 'loom:latest';
 export const caService = (org: AnyOrg): string => `ca.${org.domain}`;
 export const setupService = 'setup';
 export const joinService = 'join';
+export const deployService = 'deploy';
+
+/** Where `setup` writes each chaincode's package in the shared volume (`serve-peer` installs it). */
+export const chaincodePackageFile = (c: NetworkConfig, name: string) => join(c.dataDir, 'chaincodes', `${name}.tar.gz`);
 
 /**
  * The network as seen from inside the compose network: every host is the node's service name,
@@ -63,6 +81,7 @@ export function composeNetwork(net: NetworkConfig, dataDir: string = CONTAINER.d
       ...ca(net.ordererOrganization),
       orderers: net.ordererOrganization.orderers.map((o) => ({ ...o, host: o.fqdn })),
     },
+    chaincodes: net.chaincodes.map((cc) => ({ ...cc, path: `${CONTAINER.chaincode}/${cc.name}` })),
   };
 }
 
@@ -79,9 +98,13 @@ export interface ComposeOptions {
   image?: string;
   /** The command that generated the file, for the header comment. */
   generatedBy?: string;
+  /** Directory of the compose file, for the chaincode bind mounts; default the working directory. */
+  composeDir?: string;
 }
 
-const HEALTH = { interval: '2s', timeout: '5s', retries: 60, start_period: '3s' };
+// A generous timeout: Docker does not kill a check that overruns it, so short timeouts pile up
+// healthcheck processes on a loaded machine.
+const HEALTH = { interval: '3s', timeout: '15s', retries: 60, start_period: '3s' };
 const ports = (...ps: (number | undefined)[]) =>
   ps.filter((p): p is number => p !== undefined).map((p) => `127.0.0.1:${p}:${p}`);
 
@@ -92,6 +115,10 @@ export function composeFile(net: NetworkConfig, options: ComposeOptions): string
   const dataVolume = `${net.name}-data`;
   const sharedMount = `${dataVolume}:${CONTAINER.data}`;
   const configMount = `${options.configMount}:${CONTAINER.config}:ro`;
+  // The chaincode sources, for packaging (setup) and the package ids of the definitions (deploy).
+  const chaincodeMounts = net.chaincodes.map(
+    (cc) => `${mountPath(options.composeDir ?? process.cwd(), cc.path)}:${CONTAINER.chaincode}/${cc.name}:ro`,
+  );
   const tlsScheme = scheme(net);
   const base = (name: string) => ({
     image,
@@ -123,7 +150,7 @@ export function composeFile(net: NetworkConfig, options: ComposeOptions): string
     container_name: `${net.name}-${setupService}`,
     command: ['node', CONTAINER.loom, 'network', 'setup', '--config', CONTAINER.config, '--stage', 'crypto'],
     healthcheck: { disable: true },
-    volumes: [configMount, sharedMount],
+    volumes: [configMount, sharedMount, ...chaincodeMounts],
     depends_on: Object.fromEntries(allOrgs(c).map((org) => [caService(org), { condition: 'service_healthy' }])),
   };
 
@@ -151,23 +178,34 @@ export function composeFile(net: NetworkConfig, options: ComposeOptions): string
     depends_on: Object.fromEntries(oo.orderers.map((o) => [o.fqdn, { condition: 'service_healthy' }])),
   };
 
-  // Peers run the peer node (packages/peer); they are behind the `peers` profile until `loom
-  // network setup` writes peer configs (see docs/docker.md).
-  for (const org of c.organizations) {
-    for (const p of org.peers) {
-      const ledger = `${p.fqdn}-ledger`;
-      volumes[ledger] = {};
-      services[p.fqdn] = {
-        ...base(p.fqdn),
-        profiles: ['peers'],
-        command: ['node', CONTAINER.peer, '--config', join(layout.nodeDir(c, org, 'peers', p.fqdn), 'peer.yaml')],
-        ...health(`http://127.0.0.1:${p.operationsPort}/healthz`),
-        ports: ports(p.port, p.operationsPort),
-        volumes: [sharedMount, `${ledger}:${CONTAINER.node}`],
-        depends_on: { [joinService]: { condition: 'service_completed_successfully' } },
-        restart: 'unless-stopped',
-      };
-    }
+  // Peers: `serve-peer` runs the peer node and installs the chaincode packages on loopback; healthy
+  // once both are done. Chaincode processes are children of the peer, inside its container.
+  const peers = c.organizations.flatMap((org) => org.peers);
+  for (const p of peers) {
+    const ledger = `${p.fqdn}-ledger`;
+    volumes[ledger] = {};
+    const h = health(`http://127.0.0.1:${p.operationsPort}/healthz`);
+    services[p.fqdn] = {
+      ...base(p.fqdn),
+      command: ['node', CONTAINER.loom, 'network', 'serve-peer', '--config', CONTAINER.config, '--peer', p.fqdn],
+      environment: { ...h.environment, LOOM_READY_FILE: CONTAINER.peerReady },
+      healthcheck: h.healthcheck,
+      ports: ports(p.port, p.operationsPort),
+      volumes: [configMount, sharedMount, `${ledger}:${CONTAINER.node}`],
+      depends_on: { [joinService]: { condition: 'service_completed_successfully' } },
+      restart: 'unless-stopped',
+    };
+  }
+
+  if (net.chaincodes.length > 0 && peers.length > 0) {
+    services[deployService] = {
+      image,
+      container_name: `${net.name}-${deployService}`,
+      command: ['node', CONTAINER.loom, 'network', 'setup', '--config', CONTAINER.config, '--stage', 'deploy'],
+      healthcheck: { disable: true },
+      volumes: [configMount, sharedMount, ...chaincodeMounts],
+      depends_on: Object.fromEntries(peers.map((p) => [p.fqdn, { condition: 'service_healthy' }])),
+    };
   }
 
   const header = [
@@ -195,6 +233,7 @@ export async function writeComposeFile(
   const mount = mountPath(dirname(resolve(outFile)), configFile);
   const text = composeFile(net, {
     configMount: mount,
+    composeDir: dirname(resolve(outFile)),
     ...(image ? { image } : {}),
     generatedBy: [
       'loom network compose --config',
@@ -303,11 +342,52 @@ export async function setupCrypto(
     );
     progress.step(`wrote ${file}`);
   }
+
+  const urlOf = (p: { host: string; port: number }) => `${scheme(c)}://${p.host}:${p.port}`;
+  const allPeers = c.organizations.flatMap((org) => org.peers.map((p) => ({ org, p })));
+  for (const { org, p } of allPeers) {
+    const dir = layout.nodeDir(c, org, 'peers', p.fqdn);
+    const m = crypto[org.mspId]!.nodes[p.name]!;
+    const file = join(dir, 'peer.yaml');
+    await writeFile(
+      file,
+      toYaml({
+        id: p.fqdn,
+        mspId: org.mspId,
+        mspDir: m.mspDir,
+        dataDir: CONTAINER.node,
+        listen: { host: '0.0.0.0', port: p.port },
+        operations: { host: '0.0.0.0', port: p.operationsPort },
+        chaincodePort: p.chaincodePort,
+        orderers: oo.orderers.map((o) => urlOf(o)),
+        // Joined at start from the genesis blocks in the shared volume (a ledger on disk is reopened).
+        channels: c.channels
+          .filter((ch) => ch.organizations.includes(org.mspId))
+          .map((ch) => ({ name: ch.name, genesisBlock: layout.genesisBlock(c, ch.name) })),
+        ...(c.tls.enabled
+          ? { tls: { certFile: join(m.tlsDir, 'server.crt'), keyFile: join(m.tlsDir, 'server.key') } }
+          : {}),
+        peers: allPeers.filter((x) => x.p !== p).map((x) => ({ mspId: x.org.mspId, url: urlOf(x.p) })),
+        logLevel: 'info',
+      }),
+    );
+    progress.step(`wrote ${file}`);
+  }
+
+  for (const cc of c.chaincodes) {
+    const file = chaincodePackageFile(c, cc.name);
+    const pkg = await createPackage(cc.path, `${cc.name}_${cc.version}`);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, pkg);
+    progress.step(`packaged chaincode ${cc.name} ${cc.version} from ${cc.path} into ${file}`);
+  }
   return crypto;
 }
 
 /** Stage `join`: once the orderers answer, join each to the channels it is a consenter of. */
 export async function setupJoin(c: NetworkConfig, progress: Progress, timeoutMs = 120_000): Promise<void> {
+  // Mutual-TLS listeners want a client certificate: the orderer org admin's, when it has one.
+  await useNetworkAdminTls(c);
   const roots: string[] = [];
   for (const org of allOrgs(c)) {
     const r = await tlsRootOf(c, org, timeoutMs);
@@ -328,4 +408,74 @@ export async function setupJoin(c: NetworkConfig, progress: Progress, timeoutMs 
       );
     }),
   );
+}
+
+const peerOf = (c: NetworkConfig, fqdn: string) => {
+  for (const org of c.organizations) {
+    const p = org.peers.find((x) => x.fqdn === fqdn || x.name === fqdn);
+    if (p) return { org, p };
+  }
+  throw new Error(
+    `no peer ${fqdn} in the network-config; peers: ${c.organizations.flatMap((o) => o.peers.map((p) => p.fqdn)).join(', ')}`,
+  );
+};
+
+/**
+ * What a peer container runs: the peer node as a child process (its config written by `setup`),
+ * then, on loopback (the install route is localhost-only), the installation of every chaincode
+ * package of the peer's channels; then the ready file the healthcheck waits for. Signals are
+ * passed to the peer; resolves with the peer's exit code.
+ */
+export async function servePeer(
+  c: NetworkConfig,
+  fqdn: string,
+  progress: Progress,
+  options: { readyFile?: string; timeoutMs?: number } = {},
+): Promise<number> {
+  const { org, p } = peerOf(c, fqdn);
+  const readyFile = options.readyFile ?? CONTAINER.peerReady;
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  await rm(readyFile, { force: true });
+  const config = join(layout.nodeDir(c, org, 'peers', p.fqdn), 'peer.yaml');
+  if (!existsSync(config)) throw new Error(`no ${config}: the setup service writes it ('loom network setup')`);
+  const child = spawn(process.execPath, [CONTAINER.peer, '--config', config], { stdio: 'inherit' });
+  const exited = new Promise<number>((done) => child.once('exit', (code, signal) => done(code ?? (signal ? 1 : 0))));
+  let alive = true;
+  void exited.then(() => {
+    alive = false;
+  });
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  process.on('SIGTERM', forward('SIGTERM'));
+  process.on('SIGINT', forward('SIGINT'));
+  try {
+    await waitForHealthy(`http://127.0.0.1:${p.operationsPort}/healthz`, undefined, timeoutMs, () => alive);
+    const roots: string[] = [];
+    for (const o of allOrgs(c)) {
+      const r = await tlsRootOf(c, o, timeoutMs);
+      if (r) roots.push(r);
+    }
+    await useNetworkAdminTls(c);
+    const channels = c.channels.filter((ch) => ch.organizations.includes(org.mspId)).map((ch) => ch.name);
+    for (const cc of c.chaincodes.filter((x) => channels.includes(x.channel))) {
+      const file = chaincodePackageFile(c, cc.name);
+      if (!existsSync(file)) throw new Error(`no chaincode package ${file}: the setup service writes it`);
+      const pkg = new Uint8Array(await readFile(file));
+      const r = await retry(`installing ${cc.name} on ${p.fqdn}`, timeoutMs, () =>
+        installOnPeer(`${scheme(c)}://127.0.0.1:${p.port}`, pkg, roots),
+      );
+      progress.step(`${r.alreadyInstalled ? 'already installed' : 'installed'} ${r.packageId} on ${p.fqdn}`);
+    }
+    await writeFile(readyFile, `${Date.now()}\n`);
+    progress.step(`${p.fqdn} (${org.mspId}) ready`);
+  } catch (e) {
+    if (alive) child.kill('SIGTERM');
+    await exited;
+    throw e;
+  }
+  return exited;
+}
+
+/** Stage `deploy`: once the peers are healthy (packages installed), approve and commit every chaincode. */
+export async function setupDeploy(c: NetworkConfig, progress: Progress): Promise<void> {
+  await retry('deploying the chaincodes', 120_000, () => deployChaincodes(c, progress, undefined, { install: false }));
 }

@@ -11,6 +11,7 @@ import { createPackage, packageIdOf } from '@loom/peer/chaincode/package/index';
 import { parse as parseYaml } from 'yaml';
 import { gatewayFor, networkTlsRoots, peerUrl } from './gateway.js';
 import { httpRequest } from './http.js';
+import { useNetworkAdminTls } from './up.js';
 import type { Progress } from './up.js';
 
 export interface InstallResult {
@@ -113,7 +114,14 @@ async function hasApproved(g: Gateway, channel: string, name: string, sequence: 
   }
 }
 
-export async function deployChaincode(net: NetworkConfig, cc: NetworkChaincode, progress: Progress): Promise<void> {
+export async function deployChaincode(
+  net: NetworkConfig,
+  cc: NetworkChaincode,
+  progress: Progress,
+  /** `install: false`: the packages are installed already (e.g. by the peers' containers). */
+  options: { install?: boolean } = {},
+): Promise<void> {
+  await useNetworkAdminTls(net);
   const tlsRoots = await networkTlsRoots(net);
   const channel = cc.channel;
   const orgs = net.organizations.filter((o) =>
@@ -134,7 +142,7 @@ export async function deployChaincode(net: NetworkConfig, cc: NetworkChaincode, 
     const committed = await queryCommitted(first, channel, cc.name);
     const peers = orgs.flatMap((o) => o.peers.map((p) => ({ org: o, p })));
     await Promise.all(
-      peers.map(async ({ org, p }) => {
+      (options.install === false ? [] : peers).map(async ({ org, p }) => {
         const r = await installOnPeer(peerUrl(net, p), pkg, tlsRoots);
         if (r.packageId !== packageId)
           throw new LoomError(
@@ -181,11 +189,16 @@ export async function deployChaincode(net: NetworkConfig, cc: NetworkChaincode, 
 }
 
 /** Deploys every chaincode of the network-config (or only `name`). */
-export async function deployChaincodes(net: NetworkConfig, progress: Progress, name?: string): Promise<string[]> {
+export async function deployChaincodes(
+  net: NetworkConfig,
+  progress: Progress,
+  name?: string,
+  options: { install?: boolean } = {},
+): Promise<string[]> {
   const list = net.chaincodes.filter((c) => !name || c.name === name);
   if (name && list.length === 0) {
     throw new LoomError('CHAINCODE_NOT_FOUND', `no chaincode ${name} in ${net.source}`);
   }
-  for (const cc of list) await deployChaincode(net, cc, progress);
+  for (const cc of list) await deployChaincode(net, cc, progress, options);
   return list.map((c) => c.name);
 }

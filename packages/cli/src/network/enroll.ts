@@ -3,9 +3,14 @@
  * registrar enrolls, registers every identity the network-config implies (an org admin, a client
  * user, each peer or orderer), and each enrolls with a key made here and never sent (plus a TLS
  * certificate from the TLS CA for nodes). Written as Fabric-layout MSP folders.
+ *
+ * With TLS on, users also get a TLS client certificate from their org's TLS CA in
+ * `users/<name>/tls/{client.crt,client.key,ca.crt}` (Fabric's layout): what they present to
+ * mutual-TLS listeners (`tls.clientAuthRequired`). Nodes present their own `tls/server.crt`, which
+ * the TLS CA issues for both server and client authentication.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CaClient, type CaIdentity, writeMspFolder } from '@loom/ca';
 import type { NetworkConfig } from '@loom/common';
@@ -17,6 +22,8 @@ export interface OrgCrypto {
   tlsRootPem: string;
   adminMspDir: string;
   clientMspDir: string;
+  /** The admin's TLS client pair folder (`client.crt`, `client.key`), when TLS is enabled. */
+  adminTlsDir?: string;
   nodes: Record<string, { mspDir: string; tlsDir: string; certPem: string; tlsCertPem: string }>;
 }
 
@@ -32,10 +39,21 @@ async function enrollInto(
   dir: string,
   roots: { caRootPem: string; tlsRootPem: string },
   tlsHosts?: string[],
+  clientTls = false,
 ): Promise<{ certPem: string; tlsCertPem?: string }> {
   const mspDir = join(dir, 'msp');
   const certFile = join(mspDir, 'signcerts', 'cert.pem');
   if (existsSync(certFile)) {
+    if (clientTls && !existsSync(join(dir, 'tls', 'client.crt'))) {
+      // A data directory enrolled before TLS client certificates: reenroll for one.
+      const keys = (await readdir(join(mspDir, 'keystore'))).sort();
+      const identity = {
+        certPem: await readFile(certFile, 'utf8'),
+        keyPem: await readFile(join(mspDir, 'keystore', keys[0] ?? 'missing'), 'utf8'),
+      };
+      const t = await ca.reenroll(identity, { profile: 'tls', csrOptions: { cn: id } });
+      await writeTlsPair(join(dir, 'tls'), 'client', t, roots.tlsRootPem);
+    }
     // Already enrolled by an earlier `network up` on this data directory.
     const tlsCert = join(dir, 'tls', 'server.crt');
     return {
@@ -52,14 +70,28 @@ async function enrollInto(
     caCertPem: roots.caRootPem,
     tlsCaCertPem: roots.tlsRootPem,
   });
-  if (!tlsHosts) return { certPem: e.certPem };
+  if (!tlsHosts) {
+    if (clientTls) {
+      const t = await ca.enroll({ id, secret, profile: 'tls', csrOptions: { cn: id } });
+      await writeTlsPair(join(dir, 'tls'), 'client', t, roots.tlsRootPem);
+    }
+    return { certPem: e.certPem };
+  }
   const t = await ca.enroll({ id, secret, profile: 'tls', csrOptions: { cn: id, hosts: tlsHosts } });
-  const tlsDir = join(dir, 'tls');
-  await mkdir(tlsDir, { recursive: true });
-  await writeFile(join(tlsDir, 'server.crt'), t.certPem);
-  await writeFile(join(tlsDir, 'server.key'), t.keyPem, { mode: 0o600 });
-  await writeFile(join(tlsDir, 'ca.crt'), roots.tlsRootPem);
+  await writeTlsPair(join(dir, 'tls'), 'server', t, roots.tlsRootPem);
   return { certPem: e.certPem, tlsCertPem: t.certPem };
+}
+
+async function writeTlsPair(
+  tlsDir: string,
+  name: 'server' | 'client',
+  pair: { certPem: string; keyPem: string },
+  tlsRootPem: string,
+): Promise<void> {
+  await mkdir(tlsDir, { recursive: true });
+  await writeFile(join(tlsDir, `${name}.crt`), pair.certPem);
+  await writeFile(join(tlsDir, `${name}.key`), pair.keyPem, { mode: 0o600 });
+  await writeFile(join(tlsDir, 'ca.crt'), tlsRootPem);
 }
 
 /** Enrolls every identity of one organization through its running CA. Idempotent per data dir. */
@@ -87,8 +119,9 @@ export async function enrollOrganization(net: NetworkConfig, org: AnyOrg): Promi
 
   const adminDir = layout.userDir(net, org, 'Admin');
   const clientDir = layout.userDir(net, org, 'User1');
-  await enrollInto(ca, registrar, `Admin@${org.domain}`, 'admin', adminDir, roots);
-  await enrollInto(ca, registrar, `User1@${org.domain}`, 'client', clientDir, roots);
+  const clientTls = net.tls.enabled;
+  await enrollInto(ca, registrar, `Admin@${org.domain}`, 'admin', adminDir, roots, undefined, clientTls);
+  await enrollInto(ca, registrar, `User1@${org.domain}`, 'client', clientDir, roots, undefined, clientTls);
 
   const nodes: OrgCrypto['nodes'] = {};
   const members =
@@ -116,6 +149,7 @@ export async function enrollOrganization(net: NetworkConfig, org: AnyOrg): Promi
     tlsRootPem: roots.tlsRootPem,
     adminMspDir: join(adminDir, 'msp'),
     clientMspDir: join(clientDir, 'msp'),
+    ...(clientTls ? { adminTlsDir: join(adminDir, 'tls') } : {}),
     nodes,
   };
 }

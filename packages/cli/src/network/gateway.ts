@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type Gateway, signers } from '@loom/client';
 import { LoomError, type NetworkConfig, type NetworkPeerOrganization } from '@loom/common';
+import { useClientTls } from './http.js';
 import { allOrgs, layout } from './layout.js';
 
 export type UserName = 'Admin' | 'User1' | (string & {});
@@ -68,8 +69,30 @@ export async function loadIdentity(
   };
 }
 
-/** PEMs of every TLS CA root of the network (as each CA wrote it). */
+/**
+ * A user's TLS client pair (`users/<name>/tls/client.{crt,key}`), presented to mutual-TLS peers;
+ * undefined when the network enrolled none (TLS off).
+ */
+export async function loadClientTls(
+  net: NetworkConfig,
+  org: NetworkPeerOrganization | NetworkConfig['ordererOrganization'],
+  user: UserName,
+): Promise<{ cert: string; key: string } | undefined> {
+  const dir = join(layout.userDir(net, org, user), 'tls');
+  if (!existsSync(join(dir, 'client.crt')) || !existsSync(join(dir, 'client.key'))) return undefined;
+  return {
+    cert: await readFile(join(dir, 'client.crt'), 'utf8'),
+    key: await readFile(join(dir, 'client.key'), 'utf8'),
+  };
+}
+
+/**
+ * PEMs of every TLS CA root of the network (as each CA wrote it). Every CLI command that talks to
+ * the nodes directly asks for these first, so this is also where the command starts presenting the
+ * orderer org admin's TLS client certificate on its `httpRequest`s (mutual-TLS listeners require one).
+ */
 export async function networkTlsRoots(net: NetworkConfig): Promise<string[]> {
+  if (net.tls.enabled) useClientTls(await loadClientTls(net, net.ordererOrganization, 'Admin'));
   const out: string[] = [];
   for (const org of allOrgs(net)) {
     const f = join(layout.caDir(net, org), 'data', 'tlsca-cert.pem');
@@ -89,11 +112,20 @@ export async function gatewayFor(
   const peer = options.peer ?? org.peers[0];
   if (!peer) throw new LoomError('PEER_NOT_FOUND', `${org.mspId} has no peer in ${net.source}`);
   const roots = options.tlsRoots ?? (await networkTlsRoots(net));
+  const clientTls = net.tls.enabled ? await loadClientTls(net, org, user) : undefined;
+  if (net.tls.clientAuthRequired && !clientTls) {
+    throw new LoomError(
+      'TLS_CLIENT_CERT_MISSING',
+      `the peers require TLS client certificates (tls.clientAuthRequired) but ${user}@${org.domain} has none in ${join(layout.userDir(net, org, user), 'tls')}: run \`loom network up\` again to enroll one`,
+    );
+  }
   return connect({
     endpoint: peerUrl(net, peer),
     identity: { mspId: id.mspId, credentials: new TextEncoder().encode(id.certPem) },
     signer: signers.newPrivateKeySigner(id.keyPem),
-    ...(net.tls.enabled ? { tls: { rootCerts: roots } } : {}),
+    ...(net.tls.enabled
+      ? { tls: { rootCerts: roots, ...(clientTls ? { clientCert: clientTls.cert, clientKey: clientTls.key } : {}) } }
+      : {}),
     commitStatusOptions: { timeoutMs: 60_000 },
     endorseOptions: { timeoutMs: 60_000 },
     evaluateOptions: { timeoutMs: 60_000 },

@@ -5,6 +5,22 @@
 import http from 'node:http';
 import https from 'node:https';
 
+/** A TLS client pair presented to mutual-TLS listeners (`tls.clientAuthRequired`). */
+export interface ClientTlsPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+let defaultClientTls: ClientTlsPair | undefined;
+
+/**
+ * The pair every `httpRequest` without its own presents: `network up` sets the orderer org admin's
+ * TLS client certificate, so the launcher's admin calls (channel joins, installs) pass mutual TLS.
+ */
+export function useClientTls(pair: ClientTlsPair | undefined): void {
+  defaultClientTls = pair;
+}
+
 export interface HttpAnswer {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -18,10 +34,13 @@ export function httpRequest(
     body?: Uint8Array | string;
     headers?: Record<string, string>;
     ca?: string[];
+    /** The client's TLS pair; default the one given to `useClientTls`. */
+    clientTls?: ClientTlsPair;
     timeoutMs?: number;
   } = {},
 ): Promise<HttpAnswer> {
   const u = new URL(url);
+  const pair = options.clientTls ?? defaultClientTls;
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.request(
@@ -29,7 +48,7 @@ export function httpRequest(
       {
         method: options.method ?? 'GET',
         headers: options.headers,
-        ...(u.protocol === 'https:' ? { ca: options.ca } : {}),
+        ...(u.protocol === 'https:' ? { ca: options.ca, ...(pair ? { cert: pair.cert, key: pair.key } : {}) } : {}),
         timeout: options.timeoutMs ?? 10_000,
       },
       (res) => {

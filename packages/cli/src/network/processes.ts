@@ -17,6 +17,15 @@ export function entryPoint(kind: NodeKind): string {
   return join(dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
 }
 
+/**
+ * Extra `node` arguments for launched processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`):
+ * `LOOM_NODE_ARGS_<KIND>` (PEER, ORDERER, CA) for one role, else `LOOM_NODE_ARGS` for all.
+ */
+export function nodeArgs(kind: NodeKind, env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = env[`LOOM_NODE_ARGS_${kind.toUpperCase()}`] ?? env.LOOM_NODE_ARGS ?? '';
+  return raw.split(/\s+/).filter((a) => a.length > 0);
+}
+
 export interface RunningNode {
   name: string;
   kind: NodeKind;
@@ -38,7 +47,7 @@ export function spawnNode(
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [entryPoint(kind), '--config', configFile], {
+  const child = spawn(process.execPath, [...nodeArgs(kind), entryPoint(kind), '--config', configFile], {
     stdio: ['ignore', fd, fd],
     detached: detach,
     env: { ...process.env, ...env, LOOM_NODE_NAME: name },

@@ -17,7 +17,8 @@ import {
 import { stringify as toYaml } from 'yaml';
 import { deployChaincodes, peerServesChaincode } from './deploy.js';
 import { caUrl, enrollOrganization, type OrgCrypto } from './enroll.js';
-import { waitForHealthy, httpRequest } from './http.js';
+import { loadClientTls } from './gateway.js';
+import { httpRequest, useClientTls, waitForHealthy } from './http.js';
 import { allOrgs, layout } from './layout.js';
 import { type RunningNode, readPids, isPidAlive, spawnNode, stopPids, writePids } from './processes.js';
 
@@ -41,6 +42,29 @@ export interface NetworkHandle {
 }
 
 const scheme = (net: NetworkConfig) => (net.tls.enabled ? 'https' : 'http');
+
+/**
+ * The `tls:` block of a node's YAML: its TLS pair, every org's TLS root as the roots it trusts
+ * (the channels' TLS roots are added by the node itself), and mutual TLS when the network-config
+ * says `tls.clientAuthRequired`.
+ */
+export function nodeTlsBlock(net: NetworkConfig, tlsDir: string) {
+  return {
+    certFile: join(tlsDir, 'server.crt'),
+    keyFile: join(tlsDir, 'server.key'),
+    caFiles: allOrgs(net).map((o) => join(layout.caDir(net, o), 'data', 'tlsca-cert.pem')),
+    clientAuthRequired: net.tls.clientAuthRequired,
+  };
+}
+
+/**
+ * Makes this process's launcher calls (channel joins, chaincode installs, the demo's broadcast)
+ * present the orderer org admin's TLS client certificate, as mutual-TLS listeners require.
+ */
+export async function useNetworkAdminTls(net: NetworkConfig): Promise<void> {
+  if (!net.tls.enabled) return;
+  useClientTls(await loadClientTls(net, net.ordererOrganization, 'Admin'));
+}
 
 async function startCas(net: NetworkConfig, detach: boolean, progress: Progress): Promise<RunningNode[]> {
   const nodes: RunningNode[] = [];
@@ -177,9 +201,7 @@ async function startOrderers(
         adminPort: o.adminPort,
         raftPort: o.raftPort,
         operationsPort: o.operationsPort,
-        ...(net.tls.enabled
-          ? { tls: { certFile: join(m.tlsDir, 'server.crt'), keyFile: join(m.tlsDir, 'server.key') } }
-          : {}),
+        ...(net.tls.enabled ? { tls: nodeTlsBlock(net, m.tlsDir) } : {}),
       }),
     );
     nodes.push(spawnNode('orderer', o.fqdn, file, net.dataDir, detach));
@@ -187,7 +209,7 @@ async function startOrderers(
   await stopAllOnFailure(nodes, () =>
     Promise.all(
       oo.orderers.map(async (o, i) => {
-        await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
+        await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 120_000, nodes[i]!.alive);
         await joinOrdererToChannels(net, o, genesis, tlsRoots);
         progress.step(
           `orderer ${o.fqdn} ready at ${scheme(net)}://${o.host}:${o.port}, joined ${net.channels.map((c) => c.name).join(', ')}`,
@@ -223,6 +245,26 @@ export async function joinPeerToChannels(
   return joined;
 }
 
+/**
+ * A peer's gossip section: listen on its p2pPort; bootstrap from the other peers of its org and the
+ * anchor peers of the other orgs it shares a channel with; the org's leader is elected (`auto`).
+ */
+export function gossipConfigOf(
+  net: NetworkConfig,
+  org: NetworkConfig['organizations'][number],
+  p: NetworkConfig['organizations'][number]['peers'][number],
+) {
+  const partners = net.organizations.filter(
+    (o) =>
+      o !== org && net.channels.some((c) => c.organizations.includes(o.mspId) && c.organizations.includes(org.mspId)),
+  );
+  const bootstrap = [
+    ...org.peers.filter((x) => x !== p),
+    ...partners.flatMap((o) => o.peers.filter((x) => o.anchorPeers.includes(x.name))),
+  ].map((x) => `${x.host}:${x.p2pPort}`);
+  return { listen: { host: p.host, port: p.p2pPort }, bootstrap, orgLeader: 'auto' };
+}
+
 async function startPeers(
   net: NetworkConfig,
   crypto: Record<string, OrgCrypto>,
@@ -249,10 +291,9 @@ async function startPeers(
         operations: { host: p.host, port: p.operationsPort },
         chaincodePort: p.chaincodePort,
         orderers: net.ordererOrganization.orderers.map((o) => `${scheme(net)}://${o.host}:${o.port}`),
-        ...(net.tls.enabled
-          ? { tls: { certFile: join(m.tlsDir, 'server.crt'), keyFile: join(m.tlsDir, 'server.key') } }
-          : {}),
+        ...(net.tls.enabled ? { tls: nodeTlsBlock(net, m.tlsDir) } : {}),
         peers: all.filter((x) => x.p !== p).map((x) => ({ mspId: x.org.mspId, url: urlOf(x.p) })),
+        gossip: gossipConfigOf(net, org, p),
         logLevel: 'info',
       }),
     );
@@ -261,11 +302,11 @@ async function startPeers(
   await stopAllOnFailure(nodes, () =>
     Promise.all(
       all.map(async ({ org, p }, i) => {
-        await waitForHealthy(`http://${p.host}:${p.operationsPort}/healthz`, undefined, 30_000, nodes[i]!.alive);
+        await waitForHealthy(`http://${p.host}:${p.operationsPort}/healthz`, undefined, 120_000, nodes[i]!.alive);
         const joined = await joinPeerToChannels(net, org.mspId, urlOf(p), genesis, tlsRoots);
         const channels = net.channels.filter((c) => c.organizations.includes(org.mspId)).map((c) => c.name);
         progress.step(
-          `peer ${p.fqdn} (${org.mspId}) ready at ${urlOf(p)}, ${joined.length > 0 ? 'joined' : 'already in'} ${channels.join(', ')}`,
+          `peer ${p.fqdn} (${org.mspId}) ready at ${urlOf(p)}, ${channels.length === 0 ? 'in no channel (join it after its org is added)' : `${joined.length > 0 ? 'joined' : 'already in'} ${channels.join(', ')}`}`,
         );
       }),
     ),
@@ -300,6 +341,7 @@ export async function networkUp(
     const crypto: Record<string, OrgCrypto> = {};
     for (const org of allOrgs(net)) crypto[org.mspId] = await enrollOrganization(net, org);
     const tlsRoots = Object.values(crypto).map((c) => c.tlsRootPem);
+    await useNetworkAdminTls(net);
 
     progress.step(`creating genesis blocks for ${net.channels.map((c) => c.name).join(', ')}`);
     const genesis = await makeGenesisBlocks(net, crypto);

@@ -1,8 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Server as TlsServer } from 'node:tls';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { LoomError } from '../errors.js';
 import { type Logger, LogLevels, logLevelsOf } from '../logging.js';
+import type { ReloadableTls } from '../tls/reloadable.js';
 import { installLoomErrorHandling } from './error-handler.js';
 
 /**
@@ -36,6 +38,11 @@ export interface OperationsServerOptions {
   /** The registry `/logspec` reads and changes; defaults to the logger's own (see `createLogger`). */
   readonly logLevels?: LogLevels;
   readonly tls?: OperationsTls;
+  /**
+   * TLS whose certificate is reloaded on renewal (common's `createReloadableTls`); takes precedence
+   * over `tls`. The caller owns it (closes it after `stop()`).
+   */
+  readonly reloadableTls?: ReloadableTls;
   /** Register Node's process metrics (CPU, memory, event loop, GC) in `registry`. Default true. */
   readonly processMetrics?: boolean;
   /** A check that has not settled by then counts as failed. Default 5 s. */
@@ -90,21 +97,24 @@ export function createOperationsServer(options: OperationsServerOptions): Operat
   }
 
   const tls = options.tls;
+  const reloadable = options.reloadableTls;
   const app = Fastify({
     loggerInstance: logger,
     // Scrapes and probes arrive every few seconds; logging each would drown the node's own lines.
     disableRequestLogging: true,
-    ...(tls
-      ? {
-          https: {
-            cert: tls.cert,
-            key: tls.key,
-            ...(tls.ca === undefined ? {} : { ca: tls.ca as string | Buffer | Array<string | Buffer> }),
-            requestCert: tls.clientAuthRequired ?? false,
-            rejectUnauthorized: tls.clientAuthRequired ?? false,
-          },
-        }
-      : {}),
+    ...(reloadable
+      ? { https: reloadable.serverOptions() }
+      : tls
+        ? {
+            https: {
+              cert: tls.cert,
+              key: tls.key,
+              ...(tls.ca === undefined ? {} : { ca: tls.ca as string | Buffer | Array<string | Buffer> }),
+              requestCert: tls.clientAuthRequired ?? false,
+              rejectUnauthorized: tls.clientAuthRequired ?? false,
+            },
+          }
+        : {}),
   }) as unknown as FastifyInstance;
   installLoomErrorHandling(app);
 
@@ -168,8 +178,9 @@ export function createOperationsServer(options: OperationsServerOptions): Operat
           cause: e,
         });
       }
+      if (reloadable) reloadable.attach(app.server as unknown as TlsServer);
       const addr = app.server.address() as AddressInfo;
-      const scheme = tls ? 'https' : 'http';
+      const scheme = tls || reloadable ? 'https' : 'http';
       const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       started = { host: addr.address, port: addr.port, url: `${scheme}://${urlHost}:${addr.port}` };
       logger.info({ url: started.url }, 'operations server listening');

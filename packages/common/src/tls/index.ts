@@ -28,6 +28,8 @@ export {
   type HttpsStreamResponse,
   type PeerCertificateInfo,
 } from './https-client.js';
+export { createEphemeralTlsCa, type EphemeralTlsCa, type EphemeralTlsPair } from './ephemeral-ca.js';
+export { type ListenerTlsConfig, parseListenerTlsConfig, TLS_CONFIG_INVALID } from './listener-config.js';
 export {
   type CheckedTlsPair,
   checkTlsPair,

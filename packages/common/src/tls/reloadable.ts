@@ -43,6 +43,17 @@ export interface ReloadableTlsOptions {
   readonly debounceMs?: number;
   /** Refuse a replacement that has already expired. Default true. */
   readonly refuseExpired?: boolean;
+  /**
+   * More trusted roots, read at every (re)load: the TLS roots of the channels a node serves, which
+   * change with channel joins and config updates. Call `reload()` after they change.
+   */
+  readonly trustedRoots?: () => readonly (string | Buffer)[];
+  /** How often `trustedRoots()` is compared with the loaded roots (a change reloads). Default 5 s. */
+  readonly trustCheckIntervalMs?: number;
+  /** Log a warning while the served certificate has fewer days left than this. Default 30. */
+  readonly expiryWarningDays?: number;
+  /** How often the expiry warning is re-checked. Default 1 h. */
+  readonly expiryCheckIntervalMs?: number;
   readonly clock?: () => number;
 }
 
@@ -71,6 +82,8 @@ export interface ReloadableTls {
   reload(): Promise<TlsReloadResult>;
   /** The certificate new connections get. */
   current(): ServedCertificate;
+  /** The served pair, for a node that presents the same certificate as a TLS client (mutual TLS). */
+  currentPair(): { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Stops watching and detaches every server; the servers keep their last context. */
   close(): void;
 }
@@ -131,19 +144,33 @@ export async function createReloadableTls(options: ReloadableTlsOptions): Promis
   const clientAuthRequired = options.clientAuthRequired ?? false;
 
   const load = async (): Promise<Loaded> => {
-    const material = await loadTlsMaterial(files);
+    const fromFiles = await loadTlsMaterial(files);
+    const extra = options.trustedRoots?.() ?? [];
+    const material: TlsMaterial =
+      extra.length === 0 ? fromFiles : { ...fromFiles, caPems: [...fromFiles.caPems, ...extra] };
     // tlsServerOptions refuses mutual TLS with no roots; checkTlsPair refuses a broken pair.
     tlsServerOptions(material, { clientAuthRequired });
     return { material, checked: checkTlsPair(material), fingerprint: fingerprintOf(material) };
   };
 
   let loaded = await load();
-  if (loaded.checked.notAfter.getTime() <= clock()) {
-    logger.error(
-      { listener: name, serial: loaded.checked.serial, notAfter: loaded.checked.notAfter.toISOString() },
-      'TLS certificate has expired: every client will refuse this listener until it is renewed',
-    );
-  }
+  const warnDays = options.expiryWarningDays ?? 30;
+  const checkExpiry = () => {
+    const c = loaded.checked;
+    const left = c.notAfter.getTime() - clock();
+    const fields = { listener: name, serial: c.serial, notAfter: c.notAfter.toISOString(), certFile: files.certFile };
+    if (left <= 0) {
+      logger.error(fields, 'TLS certificate has expired: every client will refuse this listener until it is renewed');
+    } else if (left < warnDays * 86_400_000) {
+      logger.warn(
+        { ...fields, daysLeft: Math.floor(left / 86_400_000) },
+        `TLS certificate expires in less than ${warnDays} days: renew it (loom certs renew); it is reloaded without a restart`,
+      );
+    }
+  };
+  checkExpiry();
+  const expiryTimer = setInterval(checkExpiry, options.expiryCheckIntervalMs ?? 3_600_000);
+  expiryTimer.unref();
 
   const servers = new Map<TlsServer, () => void>();
   const counter = options.registry ? reloadCounter(options.registry) : undefined;
@@ -184,6 +211,7 @@ export async function createReloadableTls(options: ReloadableTlsOptions): Promis
     }
     loaded = next;
     counter?.inc({ result: 'reloaded' });
+    checkExpiry();
     logger.info(
       {
         listener: name,
@@ -232,6 +260,21 @@ export async function createReloadableTls(options: ReloadableTlsOptions): Promis
     }
   }
 
+  // Channel joins and config updates change whom a listener trusts: pick that up without a signal.
+  const trustKey = () =>
+    (options.trustedRoots?.() ?? []).map((p) => (typeof p === 'string' ? p : p.toString())).join('\n');
+  let lastTrust = trustKey();
+  const trustTimer = options.trustedRoots
+    ? setInterval(() => {
+        const k = trustKey();
+        if (k !== lastTrust) {
+          lastTrust = k;
+          void reload();
+        }
+      }, options.trustCheckIntervalMs ?? 5000)
+    : undefined;
+  trustTimer?.unref();
+
   return {
     serverOptions: () => tlsServerOptions(loaded.material, { clientAuthRequired }),
     attach(server) {
@@ -252,8 +295,11 @@ export async function createReloadableTls(options: ReloadableTlsOptions): Promis
     },
     reload,
     current: () => served(loaded),
+    currentPair: () => ({ cert: loaded.material.certPem, key: loaded.material.keyPem }),
     close() {
       closed = true;
+      clearInterval(expiryTimer);
+      clearInterval(trustTimer);
       clearTimeout(timer);
       for (const w of watchers.splice(0)) w.close();
       for (const stop of servers.values()) stop();

@@ -19,7 +19,10 @@ import {
   TlsErrorCode,
   tlsServerOptions,
 } from './index.js';
+import { createOperationsServer } from '../ops/operations-server.js';
+import { createEphemeralTlsCa } from './ephemeral-ca.js';
 import { reportTlsHandshakeFailures } from './handshake-failures.js';
+import { parseListenerTlsConfig } from './listener-config.js';
 import { createTestTlsCa, type TestTlsCa, type TestTlsCertificate, writeTlsFiles } from './testing.js';
 
 const HOUR = 3_600_000;
@@ -498,5 +501,125 @@ describe('certificate expiry', () => {
       index: 1,
     });
     expect(skipped).toEqual([join(root, 'broken.pem')]);
+  });
+});
+
+describe('trust from channels, expiry warnings, operations', () => {
+  it('trusts the roots trustedRoots() adds, picked up without a signal', async () => {
+    const files = await writeTlsFiles(join(dir, 'dyn'), { ...serverCert, caPem: org1.certPem });
+    const { logger } = capturedLogger();
+    let channelRoots: string[] = [];
+    const tls = await createReloadableTls({
+      ...files,
+      caFiles: [files.caFile],
+      clientAuthRequired: true,
+      trustedRoots: () => channelRoots,
+      trustCheckIntervalMs: 50,
+      logger,
+      watch: false,
+    });
+    cleanups.push(() => tls.close());
+    const server = createServer(tls.serverOptions(), (_req, res) => res.end('ok'));
+    tls.attach(server);
+    const url = await listen(server);
+    const org2Client = () => client({ ca: org1.certPem, cert: foreignClient.certPem, key: foreignClient.keyPem });
+    await expect(org2Client().request({ url })).rejects.toMatchObject({ code: TlsErrorCode.HANDSHAKE_REFUSED });
+    // A channel joined with org2 in it: its TLS root is trusted at the next check.
+    channelRoots = [org2.certPem];
+    await until('org2 trusted', async () => {
+      try {
+        return (await org2Client().request({ url })).status === 200;
+      } catch {
+        return false;
+      }
+    });
+    // currentPair() is what the node presents as a client.
+    expect(String(tls.currentPair().cert)).toBe(serverCert.certPem);
+  });
+
+  it('warns in the log while the served certificate has fewer days left than configured', async () => {
+    const soon = await org1.issue({ cn: 'soon', notAfter: new Date(Date.now() + 10 * DAY) });
+    const files = await writeTlsFiles(join(dir, 'soon'), soon);
+    const { logger, lines } = capturedLogger();
+    const tls = await createReloadableTls({ ...files, logger, watch: false, expiryWarningDays: 30 });
+    tls.close();
+    expect(lines.join('')).toMatch(/TLS certificate expires in less than 30 days/);
+    expect(lines.join('')).toMatch(/"daysLeft":9/);
+    const quiet = capturedLogger();
+    const t2 = await createReloadableTls({ ...files, logger: quiet.logger, watch: false, expiryWarningDays: 5 });
+    t2.close();
+    expect(quiet.lines.join('')).not.toMatch(/expires in less than/);
+  });
+
+  it('serves the operations endpoint over reloadable TLS, optionally mutual', async () => {
+    const files = await writeTlsFiles(join(dir, 'ops'), { ...serverCert, caPem: org1.certPem });
+    const { logger } = capturedLogger();
+    const registry = new Registry();
+    const tls = await createReloadableTls({
+      ...files,
+      caFiles: [files.caFile],
+      clientAuthRequired: true,
+      logger,
+      registry,
+      name: 'operations',
+      watch: false,
+    });
+    cleanups.push(() => tls.close());
+    const ops = createOperationsServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+      registry,
+      reloadableTls: tls,
+      processMetrics: false,
+    });
+    const { url } = await ops.start();
+    cleanups.push(() => ops.stop());
+    expect(url).toMatch(/^https:/);
+    await expect(client({ ca: org1.certPem }).request({ url: `${url}/healthz` })).rejects.toMatchObject({
+      code: TlsErrorCode.HANDSHAKE_REFUSED,
+    });
+    const r = await client({ ca: org1.certPem, cert: clientCert.certPem, key: clientCert.keyPem }).request({
+      url: `${url}/metrics`,
+    });
+    expect(r.body.toString()).toMatch(/loom_certificate_expiry_seconds\{name="tls-operations"/);
+  });
+
+  it('parses a listener tls block, naming the bad field', () => {
+    expect(parseListenerTlsConfig(undefined, 'x')).toBeUndefined();
+    expect(parseListenerTlsConfig({ enabled: false, certFile: 'a' }, 'x')).toBeUndefined();
+    expect(parseListenerTlsConfig({ certFile: 'c', keyFile: 'k' }, 'x', (p) => `/base/${p}`)).toEqual({
+      certFile: '/base/c',
+      keyFile: '/base/k',
+      caFiles: [],
+      clientAuthRequired: false,
+    });
+    expect(() => parseListenerTlsConfig({ certFile: 'c' }, 'orderer.yaml: tls')).toThrow(/orderer\.yaml: tls\.keyFile/);
+    expect(() => parseListenerTlsConfig({ certFile: 'c', keyFile: 'k', clientAuthRequired: true }, 'x')).toThrow(
+      /x\.caFiles: expected at least one TLS root/,
+    );
+    expect(() => parseListenerTlsConfig({ certFile: 'c', keyFile: 'k', clientAuth: true }, 'x')).toThrow(
+      /x\.clientAuth: .*unknown field/,
+    );
+    expect(() => parseListenerTlsConfig('yes', 'x')).toThrow(/TLS|expected/);
+  });
+
+  it('an ephemeral CA issues a server and client pair that talk mutual TLS, and nothing else is trusted', async () => {
+    const ca = await createEphemeralTlsCa('chaincode-tlsca.test');
+    const [server, cc] = await Promise.all([
+      ca.issueServer('cc-listener', ['127.0.0.1']),
+      ca.issueClient('basic_1.0:abc'),
+    ]);
+    const httpsServer = createServer(
+      { cert: server.certPem, key: server.keyPem, ca: [ca.certPem], requestCert: true, rejectUnauthorized: true },
+      (req, res) => res.end((req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject.CN),
+    );
+    const url = await listen(httpsServer);
+    const ok = await client({ ca: ca.certPem, cert: cc.certPem, key: cc.keyPem }).request({ url });
+    expect(ok.body.toString()).toBe('basic_1.0:abc');
+    // The org's TLS client certificate is not one this CA issued.
+    await expect(
+      client({ ca: ca.certPem, cert: clientCert.certPem, key: clientCert.keyPem }).request({ url }),
+    ).rejects.toMatchObject({ code: TlsErrorCode.HANDSHAKE_REFUSED });
   });
 });

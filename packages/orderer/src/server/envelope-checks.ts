@@ -7,13 +7,16 @@
  *   4. the creator is valid in the channel's MSPs                MSP_* 400/403
  *   5. the creator's signature over `Envelope.payload`            SIGNATURE_INVALID / SIGNATURE_HIGH_S 401
  *   6. the policy: `Writers` (broadcast), `Readers` (deliver)     POLICY_NOT_SATISFIED 403
- * CONFIG_UPDATE: the signature/modification-policy rules belong to channel governance; until that
- * lands the orderer accepts a CONFIG_UPDATE whose creator is an admin of one of the channel's
- * organizations (application or orderer), and the update must apply on top of the current sequence.
+ * CONFIG_UPDATE: the creator must be a writer of the channel (application or orderer `Writers`), and
+ * the update itself must be valid against the config in force (validateConfigUpdateEnvelope: base
+ * sequence, versions, the modification policy of every changed element over the admins' signatures),
+ * answered as CONFIG_* 400/403/409 naming the policy that fell short. The leader checks it again
+ * when it orders it.
  */
 import {
   type ChannelHeader,
   decodeChannelHeader,
+  decodeConfigUpdateEnvelope,
   decodeEnvelope,
   decodeHeader,
   decodePayload,
@@ -22,6 +25,8 @@ import {
   HeaderType,
   isLoomError,
   LoomError,
+  ordererPoliciesOf,
+  validateConfigUpdateEnvelope,
 } from '@loom/common';
 import type { ValidatedIdentity } from '@loom/common/msp/types';
 import { OrdererErrorCode } from '../chain.js';
@@ -90,22 +95,33 @@ export function checkEnvelope(
 export function authorizeBroadcast(checked: CheckedEnvelope, resources: ChannelResources): void {
   if (checked.channelHeader.type === HeaderType.CONFIG_UPDATE) {
     const c = checked.creator;
-    const cfg = resources.config;
-    const isMember =
-      c.mspId in cfg.orgs ||
-      Object.values(cfg.orgs).some((o) => o.mspId === c.mspId) ||
-      Object.values(cfg.orderer.orgs).some((o) => o.mspId === c.mspId);
-    if (!c.isAdmin || !isMember) {
-      throw new LoomError(
-        'POLICY_NOT_SATISFIED',
-        'a config update must be submitted by an admin of a channel organization',
-        {
-          httpStatus: 403,
-          details: { policy: 'Admins', mspId: c.mspId },
-        },
-      );
+    if (
+      !resources.policies.evaluate('Writers', [c]).satisfied &&
+      !ordererWriters(resources).evaluate('Writers', [c]).satisfied
+    ) {
+      throw new LoomError('POLICY_NOT_SATISFIED', 'a config update must be submitted by a writer of the channel', {
+        httpStatus: 403,
+        details: { policy: 'Writers', mspId: c.mspId },
+      });
     }
+    let cue: ReturnType<typeof decodeConfigUpdateEnvelope>;
+    try {
+      cue = decodeConfigUpdateEnvelope(checked.data);
+    } catch (e) {
+      throw bad(`malformed config update: ${(e as Error).message}`, e);
+    }
+    validateConfigUpdateEnvelope(resources.config, cue, resources.msps);
     return;
   }
   resources.policies.require('Writers', [checked.creator]);
+}
+
+const ordererPolicyCache = new WeakMap<ChannelResources, ReturnType<typeof ordererPoliciesOf>>();
+function ordererWriters(resources: ChannelResources) {
+  let p = ordererPolicyCache.get(resources);
+  if (!p) {
+    p = ordererPoliciesOf(resources.config);
+    ordererPolicyCache.set(resources, p);
+  }
+  return p;
 }

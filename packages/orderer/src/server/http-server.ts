@@ -34,10 +34,13 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
   loomErrorHandler(error, request, reply);
 }
 
-/** PEM material for serving HTTPS; plain HTTP when absent. */
+/**
+ * HTTPS for a listener; plain HTTP when absent. `options()` gives the node:https options (a
+ * reloadable TLS's `serverOptions`: certificate, key, trusted roots, client-certificate rules); the
+ * caller attaches the reloadable TLS to `app.server` so renewed certificates are served live.
+ */
 export interface ServerTls {
-  readonly cert: string;
-  readonly key: string;
+  readonly options: () => import('node:https').ServerOptions;
 }
 
 function baseServer(logger: Logger, tls?: ServerTls): FastifyInstance {
@@ -45,7 +48,7 @@ function baseServer(logger: Logger, tls?: ServerTls): FastifyInstance {
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
     logController: new LogController({ disableRequestLogging: true }),
-    ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
+    ...(tls ? { https: tls.options() } : {}),
   });
   app.removeAllContentTypeParsers();
   // Every body is taken as raw bytes: envelopes and blocks are CBOR, checked by the handlers.

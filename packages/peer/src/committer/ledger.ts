@@ -51,10 +51,10 @@ import {
 import { envelopeTxId } from '../ledger/block-store.js';
 import type { HistoryWrite, KeyModification } from '../ledger/history.js';
 import { readU64, tagged, u64 } from '../ledger/keys.js';
-import type { KV } from '../ledger/kv.js';
+import type { KV, WriteBatch } from '../ledger/kv.js';
 import { openLedgerStores, type LedgerStores } from '../ledger/ledger-stores.js';
 import { openLevelKV } from '../ledger/level-kv.js';
-import type { VersionedValue } from '../ledger/state-reader.js';
+import { readCommittedKeys, type VersionedValue } from '../ledger/state-reader.js';
 import { createEndorsementPolicySource } from '../validation/policies.js';
 import { createSignatureVerifier, type SignatureVerifier } from '../validation/signature-verifier.js';
 import type { StateReader } from '../validation/state-reader.js';
@@ -149,6 +149,31 @@ export interface ChannelLedgerOptions {
    * logged; the block stays committed.
    */
   readonly afterCommit?: (b: CommittedBlock) => Promise<void> | void;
+  /**
+   * Private data (privdata/): adds the block's private writes, purges and expiries to the block's
+   * batch (`prepare`, also during recovery), and hears of each written block (`committed`, before
+   * `afterCommit`), e.g. to purge the transient store.
+   */
+  readonly privateData?: LedgerPrivateDataHook;
+}
+
+/** What the ledger hands the private data hook for one block. */
+export interface PrivateDataCommitInput {
+  readonly batch: WriteBatch;
+  readonly block: Block;
+  readonly blockNum: number;
+  readonly codes: Uint8Array;
+  readonly result: BlockValidationResult;
+  readonly stores: LedgerStores;
+}
+
+export interface LedgerPrivateDataHook {
+  prepare(input: PrivateDataCommitInput): Promise<void>;
+  committed?(input: {
+    readonly block: Block;
+    readonly blockNum: number;
+    readonly codes: Uint8Array;
+  }): Promise<void> | void;
 }
 
 export interface ChannelLedger {
@@ -179,6 +204,11 @@ export interface ChannelLedger {
   onCommit(listener: (b: CommittedBlock) => void): () => void;
   /** Resolves true once height > blockNum; false when aborted or closed. */
   waitForBlock(blockNum: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Writes one batch between block commits (in the commit queue, under the commit gate), e.g. private
+   * data pulled by reconciliation. `fill` gets the batch and the current height.
+   */
+  writeBetweenBlocks(fill: (batch: WriteBatch, height: number) => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -380,6 +410,13 @@ class LevelChannelLedger implements ChannelLedger {
     }));
     const namespaces = [...new Set(result.updates.map((u) => u.namespace))].sort();
     const committed: CommittedBlock = { blockNum, bytes, codes, transactions, config: applied, namespaces };
+    if (this.#opts.privateData?.committed) {
+      try {
+        await this.#opts.privateData.committed({ block, blockNum, codes });
+      } catch (e) {
+        this.#log?.error({ channel: this.channelId, blockNum, err: (e as Error).message }, 'private data hook failed');
+      }
+    }
     if (this.#opts.afterCommit) {
       try {
         await this.#opts.afterCommit(committed);
@@ -434,6 +471,7 @@ class LevelChannelLedger implements ChannelLedger {
     const reader: StateReader = {
       getVersion: (ns, key) => state.getVersion(ns, key),
       getMetadata: (ns, key) => state.getMetadata(ns, key),
+      getVersionsAndMetadata: (ns, keys) => readCommittedKeys(state, ns, keys),
       rangeScan: (ns, start, end) => state.rangeScan(ns, start, end),
       // Only blocks before this one count, so re-applying a stored block (recovery) sees what it saw.
       isTxIdCommitted: async (txId) => {
@@ -477,6 +515,9 @@ class LevelChannelLedger implements ChannelLedger {
     else if (rewriteCodes) batch.scoped(kv.sublevel('blocks')).put(tagged('c', u64(blockNum)), codes);
     await state.applyUpdates(batch, result.updates, blockNum + 1);
     history.addEntries(batch, this.#historyWrites(block, result));
+    if (this.#opts.privateData) {
+      await this.#opts.privateData.prepare({ batch, block, blockNum, codes, result, stores: this.#stores });
+    }
     if (isConfig) batch.scoped(this.#metaKv).put(META_LAST_CONFIG, u64(blockNum));
     this.#accStore.bind(batch);
     try {
@@ -669,6 +710,20 @@ class LevelChannelLedger implements ChannelLedger {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(w);
     });
+  }
+
+  writeBetweenBlocks(fill: (batch: WriteBatch, height: number) => Promise<void>): Promise<void> {
+    const run = this.#queue.then(async () => {
+      this.#checkOpen();
+      const batch = this.#stores.kv.batch();
+      await fill(batch, this.#height);
+      if (batch.length === 0) return;
+      const gate = this.#opts.commitGate;
+      if (gate) await gate.exclusive(() => batch.write());
+      else await batch.write();
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
   }
 
   #notify(b: CommittedBlock): void {

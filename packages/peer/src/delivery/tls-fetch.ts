@@ -10,8 +10,13 @@ import { Readable } from 'node:stream';
 export interface TlsFetchOptions {
   /** PEM roots to trust for https URLs, read at each request (channel configs change). */
   readonly roots: () => readonly string[];
-  /** This node's TLS pair, presented when an orderer asks for a client certificate. */
-  readonly clientPair?: { readonly cert: Buffer | string; readonly key: Buffer | string };
+  /**
+   * This node's TLS pair, presented when an orderer asks for a client certificate; a function is
+   * asked at each request (a renewed pair is presented from then on).
+   */
+  readonly clientPair?:
+    | { readonly cert: Buffer | string; readonly key: Buffer | string }
+    | (() => { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined);
 }
 
 export function createTlsFetch(options: TlsFetchOptions): typeof fetch {
@@ -19,6 +24,7 @@ export function createTlsFetch(options: TlsFetchOptions): typeof fetch {
     new Promise((resolve, reject) => {
       const url = new URL(input instanceof Request ? input.url : String(input));
       const secure = url.protocol === 'https:';
+      const pair = typeof options.clientPair === 'function' ? options.clientPair() : options.clientPair;
       const headers: Record<string, string> = {};
       new Headers(init?.headers).forEach((v, k) => {
         headers[k] = v;
@@ -32,7 +38,7 @@ export function createTlsFetch(options: TlsFetchOptions): typeof fetch {
           ...(secure
             ? {
                 ca: [...options.roots()],
-                ...(options.clientPair ? { cert: options.clientPair.cert, key: options.clientPair.key } : {}),
+                ...(pair ? { cert: pair.cert, key: pair.key } : {}),
               }
             : {}),
         },

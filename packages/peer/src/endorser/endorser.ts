@@ -19,8 +19,13 @@
  * null, empty payload), as Fabric does; below 400 the response carries a ChaincodeAction with the
  * read-write set and is signed over `payload ‖ endorser`.
  *
- * The private read-write set is returned beside the response (never inside it) for the private
- * data dissemination to collection members.
+ * The private read-write set is returned beside the response (never inside it). With `privateData`
+ * the endorser also enforces collection access while the chaincode runs (PRIVDATA_ACCESS_DENIED:
+ * memberOnlyRead/memberOnlyWrite against the proposal creator's org; PRIVDATA_NOT_A_MEMBER: a value
+ * read on a peer whose org is not a member; COLLECTION_NOT_FOUND), and before signing hands the
+ * private rwset to `privateData.distribute` (this peer's transient store, then dissemination to
+ * `requiredPeerCount`..`maxPeerCount` member peers; PRIVDATA_DISSEMINATION_FAILED when too few
+ * acknowledge). A violation fails the proposal whatever the chaincode made of the error.
  */
 import {
   type Bytes,
@@ -58,7 +63,14 @@ import {
   utf8,
 } from '@loom/common';
 import type { ChaincodeResponse, TransactionPayload } from '@loom/common/chaincode-protocol';
-import type { ExecuteRequest, ExecuteResult, InvokeChaincodeHandler } from '../chaincode/runtime/types.js';
+import type { CollectionConfig } from '../chaincode/lifecycle/collections.js';
+import type {
+  CollectionOperation,
+  ExecuteRequest,
+  ExecuteResult,
+  InvokeChaincodeHandler,
+} from '../chaincode/runtime/types.js';
+import { PrivateDataErrorCode } from '../privdata/transport.js';
 import { type SimulationLedger, startSimulation, type TxSimulator } from '../simulation/tx-simulator.js';
 
 export const EndorserErrorCode = {
@@ -137,6 +149,17 @@ export interface EndorserOptions {
   readonly executeTimeoutMs?: number | undefined;
   readonly hash?: HashFn | undefined;
   readonly logger?: Logger | undefined;
+  readonly privateData?: EndorserPrivateData | undefined;
+}
+
+/** Private data collections at endorsement (privdata/). */
+export interface EndorserPrivateData {
+  /** This peer's org. */
+  readonly mspId: string;
+  /** A collection's config (implicit org collections included); undefined when not defined. */
+  collection(channelId: string, namespace: string, collection: string): CollectionConfig | undefined;
+  /** Stores the private rwset in the transient store and disseminates it; throws when that fails. */
+  distribute(channelId: string, txId: string, pvtRwset: TxPvtReadWriteSet, height: number): Promise<void>;
 }
 
 export interface ProposalResult {
@@ -224,7 +247,18 @@ class ProposalEndorser implements Endorser {
         await sim.getState(definition.definitionKey.namespace, definition.definitionKey.key);
       }
       const isInit = await checkInit(definition, p.spec.isInit, sim, txId);
-      const outcome = await this.#run(definition, channelHeader.channelId, txId, isInit, input, sim, [definition.name]);
+      const violations: LoomError[] = [];
+      const outcome = await this.#run(
+        definition,
+        channelHeader.channelId,
+        txId,
+        isInit,
+        input,
+        sim,
+        [definition.name],
+        violations,
+      );
+      if (violations[0] !== undefined) throw violations[0];
       const now = this.#now();
       if (outcome.response.status >= 400) {
         const response: ProposalResponse = {
@@ -247,6 +281,11 @@ class ProposalEndorser implements Endorser {
         };
       }
       const results = await sim.results();
+      if (results.pvtRwset !== null && this.#opts.privateData !== undefined) {
+        // Leave the commit gate first: dissemination waits on other peers.
+        await sim.done();
+        await this.#opts.privateData.distribute(channelHeader.channelId, txId, results.pvtRwset, sim.height);
+      }
       const action: ChaincodeAction = {
         results: results.rwsetBytes,
         events:
@@ -288,6 +327,48 @@ class ProposalEndorser implements Endorser {
     } finally {
       await sim.done();
     }
+  }
+
+  /** Fabric's collection access rules for the chaincode `namespace` run for a creator of `creatorMspId`. */
+  #collectionAccess(
+    channelId: string,
+    namespace: string,
+    creatorMspId: string,
+    violations: LoomError[],
+  ): ((collection: string, op: CollectionOperation) => void) | undefined {
+    const pd = this.#opts.privateData;
+    if (pd === undefined) return undefined;
+    return (collection, op) => {
+      const details = { channelId, namespace, collection, mspId: creatorMspId };
+      const fail = (code: string, message: string) => {
+        const e = accessError(code, message, details);
+        violations.push(e);
+        throw e;
+      };
+      const c = pd.collection(channelId, namespace, collection);
+      if (c === undefined) {
+        return fail('COLLECTION_NOT_FOUND', `collection ${collection} could not be found for chaincode ${namespace}`);
+      }
+      const creatorIsMember = c.memberOrgs.includes(creatorMspId);
+      if (op === 'write' && c.memberOnlyWrite && !creatorIsMember) {
+        return fail(
+          PrivateDataErrorCode.ACCESS_DENIED,
+          `tx creator of ${creatorMspId} does not have write access permission on privatedata in chaincodeName:${namespace} collectionName: ${collection} (memberOnlyWrite)`,
+        );
+      }
+      if (op === 'read' && c.memberOnlyRead && !creatorIsMember) {
+        return fail(
+          PrivateDataErrorCode.ACCESS_DENIED,
+          `tx creator of ${creatorMspId} does not have read access permission on privatedata in chaincodeName:${namespace} collectionName: ${collection} (memberOnlyRead)`,
+        );
+      }
+      if (op === 'read' && !c.memberOrgs.includes(pd.mspId)) {
+        return fail(
+          PrivateDataErrorCode.NOT_A_MEMBER,
+          `this peer's org ${pd.mspId} is not a member of collection ${collection} of ${namespace}: it holds only hashes (use getPrivateDataHash)`,
+        );
+      }
+    };
   }
 
   #now(): number {
@@ -392,6 +473,7 @@ class ProposalEndorser implements Endorser {
     input: TransactionPayload,
     sim: TxSimulator,
     stack: readonly string[],
+    violations: LoomError[] = [],
   ): Promise<ExecuteResult> {
     const invokeChaincode: InvokeChaincodeHandler = async (target) => {
       const fail = (message: string): ChaincodeResponse => ({ status: 500, message, payload: EMPTY });
@@ -405,7 +487,16 @@ class ProposalEndorser implements Endorser {
       }
       const calleeInput: TransactionPayload = { ...input, args: target.args };
       if (calleeChannel === channelId) {
-        const r = await this.#run(callee, channelId, txId, false, calleeInput, sim, [...stack, callee.name]);
+        const r = await this.#run(
+          callee,
+          channelId,
+          txId,
+          false,
+          calleeInput,
+          sim,
+          [...stack, callee.name],
+          violations,
+        );
         return r.response;
       }
       // Another channel: the callee only reads there; its read-write set is discarded (Fabric).
@@ -429,6 +520,7 @@ class ProposalEndorser implements Endorser {
       simulator: sim,
       collections:
         definition.collections === undefined ? undefined : new Set(definition.collections.map((c) => c.name)),
+      collectionAccess: this.#collectionAccess(channelId, definition.name, input.creator.mspId, violations),
       invokeChaincode,
       timeoutMs: this.#opts.executeTimeoutMs,
     };
@@ -464,6 +556,10 @@ async function checkInit(def: ChaincodeDefinition, isInit: boolean, sim: TxSimul
     );
   }
   return false;
+}
+
+function accessError(code: string, message: string, details: Record<string, unknown>): LoomError {
+  return new LoomError(code, message, { httpStatus: code === 'COLLECTION_NOT_FOUND' ? 404 : 403, details });
 }
 
 export function createEndorser(opts: EndorserOptions): Endorser {

@@ -37,13 +37,24 @@ describe('peer config', () => {
       certFile: '/etc/loom/tls/server.crt',
       keyFile: '/etc/loom/tls/server.key',
       caFiles: ['/etc/loom/tls/ca.crt'],
+      clientAuthRequired: false,
     });
+    expect(c.operationsTls).toBeUndefined();
     expect(c.peers).toEqual([{ mspId: 'Org2MSP', url: 'https://127.0.0.1:9051' }]);
   });
 
   it('refuses malformed full-peer fields with the path named', () => {
     expect(() => parsePeerConfig({ ...base, chaincodePort: 70000 })).toThrow(/chaincodePort/);
     expect(() => parsePeerConfig({ ...base, tls: { certFile: 'a' } })).toThrow(/tls\.keyFile/);
+    expect(() => parsePeerConfig({ ...base, tls: { certFile: 'a', keyFile: 'b', clientAuthRequired: true } })).toThrow(
+      /tls\.caFiles/,
+    );
+    expect(() =>
+      parsePeerConfig({
+        ...base,
+        operations: { host: '127.0.0.1', port: 1, tls: { certFile: 'a', keyFile: 'b', x: 1 } },
+      }),
+    ).toThrow(/operations\.tls\.x/);
     expect(() => parsePeerConfig({ ...base, peers: [{ mspId: 'Org2MSP', url: 'ftp://x' }] })).toThrow(
       /peers\[0\]\.url/,
     );

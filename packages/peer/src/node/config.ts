@@ -6,7 +6,8 @@
  *   mspDir: ./crypto/peer0/msp        # Fabric-layout MSP folder with signcerts/ and keystore/
  *   dataDir: ./data/peer0             # ledgers live in <dataDir>/ledgers/<channel>
  *   listen: { host: 127.0.0.1, port: 7051 }        # peer API
- *   operations: { host: 127.0.0.1, port: 9443 }    # /healthz, /metrics, /logspec
+ *   operations: { host: 127.0.0.1, port: 9443 }    # /healthz, /metrics, /logspec; plain HTTP unless
+ *                                      # operations.tls: { certFile, keyFile, caFiles?, clientAuthRequired? }
  *   orderers: [ http://127.0.0.1:7050 ]
  *   channels:                          # joined at start (a ledger already on disk is reopened anyway)
  *     - name: mychannel
@@ -19,8 +20,14 @@
  *     certFile: ./tls/server.crt
  *     keyFile: ./tls/server.key
  *     caFiles: [ ./tls/ca.crt ]        # optional extra TLS roots to trust (besides the channels' TLS roots)
+ *     clientAuthRequired: false        # mutual TLS: every client (SDK, other peers) presents a TLS
+ *                                      # certificate from caFiles or a joined channel's TLS roots
  *   peers:                             # optional: other peers' gateways, besides the channels' anchor peers
  *     - { mspId: Org2MSP, url: https://127.0.0.1:9051 }
+ *   gossip:                            # optional: block dissemination among peers (see gossip/config.ts)
+ *     listen: { host: 127.0.0.1, port: 7151 }       # the p2pPort
+ *     bootstrap: [ 127.0.0.1:7161 ]    # org peers / other orgs' anchor peers (gossip host:port)
+ *     orgLeader: auto                  # auto | true | false
  *   undefinedChaincodesUseChannelEndorsement: false  # tests only: validate transactions of chaincodes
  *                                      # with no _lifecycle definition against the channel's Endorsement
  *                                      # policy instead of rejecting them (the ledger-only behaviour)
@@ -33,6 +40,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LoomError } from '@loom/common';
+import { parseListenerTlsConfig } from '@loom/common/tls/listener-config';
+import { type GossipConfig, parseGossipConfig } from '../gossip/config.js';
 import { parse as parseYaml } from 'yaml';
 
 export interface HostPort {
@@ -65,10 +74,14 @@ export interface PeerConfig {
   readonly chaincodeExecuteTimeoutMs?: number | undefined;
   /** TLS for the peer API: absent serves plain HTTP. */
   readonly tls?: PeerTlsConfig | undefined;
+  /** TLS for the operations listener (`operations.tls`): absent serves plain HTTP, as Fabric's default. */
+  readonly operationsTls?: PeerTlsConfig | undefined;
   /** Other peers' gateways (besides the channels' anchor peers), for endorsement. */
   readonly peers?: readonly PeerEndpointConfig[] | undefined;
   /** Tests only: undefined chaincodes are validated against the channel's `Endorsement` policy. */
   readonly undefinedChaincodesUseChannelEndorsement?: boolean | undefined;
+  /** Gossip among peers (libp2p on the p2p port): see gossip/config.ts. Absent: no gossip. */
+  readonly gossip?: GossipConfig | undefined;
 }
 
 export interface PeerTlsConfig {
@@ -76,6 +89,8 @@ export interface PeerTlsConfig {
   readonly keyFile: string;
   /** Extra trusted TLS roots (files or directories of *.pem). */
   readonly caFiles?: readonly string[] | undefined;
+  /** Mutual TLS: refuse clients without a certificate chaining to caFiles or a channel's TLS roots. */
+  readonly clientAuthRequired?: boolean | undefined;
 }
 
 export interface PeerEndpointConfig {
@@ -142,23 +157,16 @@ export function parsePeerConfig(doc: unknown, file = 'peer config', baseDir = pr
   };
   const chaincodePort = optInt('chaincodePort', 0, 65535);
   const chaincodeExecuteTimeoutMs = optInt('chaincodeExecuteTimeoutMs', 1, 3_600_000);
-  let tls: PeerTlsConfig | undefined;
-  if (o.tls !== undefined && o.tls !== null) {
-    const t = o.tls as Record<string, unknown>;
-    if (typeof t !== 'object' || Array.isArray(t)) throw invalid(file, 'tls', 'expected { certFile, keyFile }');
-    for (const k of ['certFile', 'keyFile']) {
-      if (typeof t[k] !== 'string' || (t[k] as string).length === 0) throw invalid(file, `tls.${k}`, 'expected a path');
+  const tlsBlock = (value: unknown, at: string): PeerTlsConfig | undefined => {
+    try {
+      return parseListenerTlsConfig(value, at, (f) => resolve(baseDir, f));
+    } catch (e) {
+      const field = (e as LoomError).details?.field;
+      throw invalid(file, field ? `${at}.${String(field)}` : at, (e as Error).message.replace(/^[^:]*: /, ''));
     }
-    const ca = t.caFiles ?? [];
-    if (!Array.isArray(ca) || !ca.every((x) => typeof x === 'string')) {
-      throw invalid(file, 'tls.caFiles', 'expected a list of paths');
-    }
-    tls = {
-      certFile: resolve(baseDir, t.certFile as string),
-      keyFile: resolve(baseDir, t.keyFile as string),
-      caFiles: (ca as string[]).map((f) => resolve(baseDir, f)),
-    };
-  }
+  };
+  const tls = tlsBlock(o.tls, 'tls');
+  const operationsTls = tlsBlock((o.operations as Record<string, unknown> | undefined)?.tls, 'operations.tls');
   const peersIn = o.peers ?? [];
   if (!Array.isArray(peersIn)) throw invalid(file, 'peers', 'expected a list of { mspId, url }');
   const peers = peersIn.map((p, i): PeerEndpointConfig => {
@@ -180,7 +188,9 @@ export function parsePeerConfig(doc: unknown, file = 'peer config', baseDir = pr
     chaincodePort,
     chaincodeExecuteTimeoutMs,
     tls,
+    operationsTls,
     peers,
+    gossip: parseGossipConfig(o.gossip, (path, message) => invalid(file, path, message)),
     id: str('id'),
     mspId: str('mspId'),
     mspDir: resolve(baseDir, str('mspDir')),

@@ -42,18 +42,23 @@ import {
 } from '@loom/common';
 import type { GatewayTransport } from '@loom/common/gateway/index';
 import {
+  createEphemeralTlsCa,
   createHttpsClient,
   createReloadableTls,
   type ReloadableTls,
   readCaFiles,
+  registerCertificateExpiryMetrics,
+  reloadTlsOnSignal,
   tlsTrustOf,
 } from '@loom/common/tls/index';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { createChaincodeRegistry, touchesLifecycle } from '../chaincode/lifecycle/index.js';
 import { createInstallStore } from '../chaincode/package/index.js';
-import { createChaincodeRuntime } from '../chaincode/runtime/runtime.js';
+import { GOVERNANCE_NAMESPACE, governanceEndorsementPolicyOf, submitApprovedProposals } from '../governance/index.js';
+import { type ChaincodeListenerTls, createChaincodeRuntime } from '../chaincode/runtime/runtime.js';
 import { registerGateway } from '../gateway/gateway-plugin.js';
 import { CommitGate } from '../simulation/commit-gate.js';
+import { openTransientStore, privateDataRoutes } from '../privdata/index.js';
 import {
   createMixedTransport,
   createPeerServices,
@@ -64,6 +69,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type ChannelLedger, openChannelLedger } from '../committer/ledger.js';
 import { createDeliverClient, type DeliverClient } from '../delivery/deliver-client.js';
 import { createTlsFetch } from '../delivery/tls-fetch.js';
+import { startGossip } from '../gossip/peer-gossip.js';
 import { BLOCK_STREAM_CONTENT_TYPE, encodeFrame } from '../delivery/frames.js';
 import { encodeLedgerDigest } from '../ledger/accumulator.js';
 import { committedBlocks, committedChaincodeEvents } from './ledger-feeds.js';
@@ -145,6 +151,9 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   const deliverSigner = { identity, sign: (m: Bytes) => signer.sign(m) };
 
   const registry = new Registry();
+  // Seconds to expiry of the enrollment certificate (the TLS pairs register their own).
+  const enrollmentPem = msp.signingIdentity.certPem;
+  registerCertificateExpiryMetrics(registry, () => [{ name: 'enrollment', certPem: enrollmentPem }]);
   const heightGauge = new Gauge({
     name: 'ledger_blockchain_height',
     help: 'Height of the channel ledger (blocks committed).',
@@ -176,31 +185,69 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
 
   // ---- chaincode: install store, runtime, registry, endorser, gateway ------------------------
   const installs = createInstallStore({ dataDir: config.dataDir });
+  const transient = await openTransientStore(config.dataDir);
+  // With TLS on, launched chaincode connects over mutual TLS with pairs from a CA this peer makes
+  // for itself at each start (as Fabric's peer does); only processes it started can register.
+  let chaincodeTls: ChaincodeListenerTls | undefined;
+  if (config.tls) {
+    const ca = await createEphemeralTlsCa(`chaincode-tlsca.${config.id}`);
+    const server = await ca.issueServer(`chaincode.${config.id}`, ['127.0.0.1', 'localhost']);
+    chaincodeTls = {
+      certPem: server.certPem,
+      keyPem: server.keyPem,
+      rootCertPem: ca.certPem,
+      issueClient: (packageId) => ca.issueClient(packageId),
+      dir: join(config.dataDir, 'chaincode-tls'),
+    };
+  }
   const runtime = createChaincodeRuntime({
     packages: (packageId) => installs.resolveLaunch(packageId),
     peerMspId: config.mspId,
     listenPort: config.chaincodePort ?? 0,
     executeTimeoutMs: config.chaincodeExecuteTimeoutMs,
     logger: childLogger(log, 'chaincode'),
+    ...(chaincodeTls ? { tls: chaincodeTls } : {}),
   });
   await runtime.start();
   const ccRegistry = createChaincodeRegistry({ mspId: config.mspId });
 
   let reloadableTls: ReloadableTls | undefined;
+  let opsTls: ReloadableTls | undefined;
   let extraCaPems: string[] = [];
-  let ownTlsPair: { cert: Buffer; key: Buffer } | undefined;
+  /** The TLS roots of every open channel: whom the listener trusts (mutual TLS) besides caFiles. */
+  const channelTlsRoots = (): string[] =>
+    [
+      ...new Set(
+        [...open.values()].flatMap((c) => {
+          const cfg = c.ledger.config();
+          return cfg ? tlsTrustOf(mspConfigsOf(cfg)) : [];
+        }),
+      ),
+    ].sort();
   if (config.tls) {
     reloadableTls = await createReloadableTls({
       certFile: config.tls.certFile,
       keyFile: config.tls.keyFile,
       caFiles: config.tls.caFiles ?? [],
+      clientAuthRequired: config.tls.clientAuthRequired ?? false,
+      trustedRoots: channelTlsRoots,
       logger: childLogger(log, 'tls'),
       registry,
       name: 'peer',
     });
     extraCaPems = (await readCaFiles(config.tls.caFiles ?? [])).map((p) => p.toString());
-    ownTlsPair = { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) };
   }
+  if (config.operationsTls) {
+    opsTls = await createReloadableTls({
+      ...config.operationsTls,
+      logger: childLogger(log, 'tls'),
+      registry,
+      name: 'operations',
+    });
+  }
+  const stopTlsSignal = reloadTlsOnSignal([reloadableTls, opsTls].filter((t): t is ReloadableTls => t !== undefined));
+  // This peer presents its (renewed, reloaded) TLS pair to orderers and other peers that ask for one.
+  const ownTlsPair = () => reloadableTls?.currentPair();
   const plainTransport = createPlainHttpTransport();
   let httpsTransport: { roots: string; client: GatewayTransport } | undefined;
   /** Every joined channel's TLS roots plus configured extra CAs: what https calls trust. */
@@ -213,19 +260,23 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       }),
     ]),
   ];
-  const deliverFetch = createTlsFetch({ roots: trustRoots, ...(ownTlsPair ? { clientPair: ownTlsPair } : {}) });
+  const deliverFetch = createTlsFetch({ roots: trustRoots, clientPair: ownTlsPair });
   /** Peer-to-peer and orderer calls: https URLs trust every joined channel's TLS roots. */
   const transport = (): GatewayTransport => {
     const roots = trustRoots();
     if (roots.length === 0) return plainTransport;
-    const key = roots.join('\n');
+    const pair = ownTlsPair();
+    const key = `${roots.join('\n')}\n${reloadableTls?.current().serial ?? ''}`;
     if (httpsTransport?.roots !== key) {
       httpsTransport?.client.close();
       httpsTransport = {
         roots: key,
         client: createHttpsClient({
           ca: roots,
-          ...(ownTlsPair ? { cert: ownTlsPair.cert, key: ownTlsPair.key } : {}),
+          // A broadcast holds its connection until its block is cut: 16 sockets would cap in-flight
+          // submissions (and remote endorsements) per orderer/peer far below the gateway's load.
+          maxSockets: 1024,
+          ...(pair ? { cert: pair.cert, key: pair.key } : {}),
         }),
       };
     }
@@ -248,7 +299,37 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     transport,
     executeTimeoutMs: config.chaincodeExecuteTimeoutMs,
     logger: childLogger(log, 'services'),
+    transient,
   });
+
+  const gossip = config.gossip?.enabled
+    ? await startGossip({
+        config: config.gossip,
+        nodeId: config.id,
+        mspId: config.mspId,
+        certPem: msp.signingIdentity.certPem,
+        signer,
+        keyFile: join(config.dataDir, 'gossip', 'libp2p.key'),
+        channels: () => [...open.keys()],
+        channelConfig: (id) => open.get(id)?.ledger.config(),
+        commit: (id, block) => {
+          const ch = channels.get(id);
+          if (!ch) throw new LoomError(PeerErrorCode.CHANNEL_NOT_JOINED, `channel ${id} not joined`);
+          return ch.ledger.commitBlock(block).then((r) => {
+            commitHistogram.observe({ channel: id }, r.durationMs / 1000);
+            return r;
+          });
+        },
+        scheme: config.tls ? 'https' : 'http',
+        getJson: async (url) => {
+          const r = await transport().request({ method: 'GET', url, headers: {}, timeoutMs: 5_000 });
+          if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+          return JSON.parse(new TextDecoder().decode(r.body));
+        },
+        logger: childLogger(log, 'gossip'),
+        registry,
+      })
+    : undefined;
 
   async function openChannel(channelId: string): Promise<ChannelLedger> {
     const gate = new CommitGate();
@@ -259,15 +340,27 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       signatureVerifier: verifier,
       commitGate: gate,
       chaincodePolicy: (ns, cfg) =>
+        (ns === GOVERNANCE_NAMESPACE ? governanceEndorsementPolicyOf(cfg) : undefined) ??
         ccRegistry.endorsementPolicyFor(channelId, ns) ??
         ((options.undefinedChaincodesUseChannelEndorsement ?? config.undefinedChaincodesUseChannelEndorsement)
           ? cfg.policies.Endorsement?.rule
           : undefined),
       collectionPolicy: (ns, coll) => ccRegistry.collectionPolicyFor(channelId, ns, coll),
+      privateData: services.privateData?.ledgerHook(channelId),
       afterCommit: async (b) => {
         const lifecycle = touchesLifecycle(b.namespaces.map((namespace) => ({ namespace })));
         if (b.config || lifecycle || b.blockNum === 0) await services.reload(channelId);
         if (lifecycle) await services.createIndexes(channelId);
+        // An approved proposal's config update goes to the orderers from every member peer, in the
+        // background (never holding up the commit queue); the orderer keeps one.
+        if (b.namespaces.includes(GOVERNANCE_NAMESPACE) && !stopping) {
+          const ledger = open.get(channelId)?.ledger;
+          if (ledger) {
+            void submitApprovedProposals(ledger, (e) => services.gateway.broadcast(e), log).catch((e: unknown) =>
+              log.warn({ channel: channelId, err: (e as Error).message }, 'governance submit'),
+            );
+          }
+        }
       },
     });
     open.set(channelId, { ledger, gate });
@@ -281,7 +374,6 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   }
 
   function startDelivery(channelId: string, ledger: ChannelLedger): DeliverClient | undefined {
-    if (config.orderers.length === 0) return undefined;
     const timed = {
       height: () => ledger.height(),
       commitBlock: async (b: Bytes) => {
@@ -294,15 +386,20 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
         return r;
       },
     };
-    const client = createDeliverClient({
-      channelId,
-      orderers: config.orderers,
-      signer: deliverSigner,
-      ledger: timed,
-      logger: childLogger(log, 'deliver', { channel: channelId }),
-      fetch: deliverFetch,
-    });
-    client.start();
+    const client =
+      config.orderers.length === 0
+        ? undefined
+        : createDeliverClient({
+            channelId,
+            orderers: config.orderers,
+            signer: deliverSigner,
+            ledger: timed,
+            logger: childLogger(log, 'deliver', { channel: channelId }),
+            fetch: deliverFetch,
+          });
+    // With gossip, the org's leader election decides when this peer pulls from the orderers.
+    if (gossip) gossip.blocks.addChannel(channelId, ledger, client);
+    else client?.start();
     return client;
   }
 
@@ -330,6 +427,8 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       throw e;
     }
     channels.set(channelId, { ledger, gate: open.get(channelId)!.gate, deliver: startDelivery(channelId, ledger) });
+    // Trust the new channel's TLS roots now rather than at the next trust check.
+    await reloadableTls?.reload();
     log.info({ channel: channelId, height: ledger.height() }, 'joined channel');
     return { channelId, height: ledger.height() };
   }
@@ -369,6 +468,8 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   for (const [name, ch] of channels) {
     if (!ch.deliver) channels.set(name, { ...ch, deliver: startDelivery(name, ch.ledger) });
   }
+  // The ledgers reopened from disk bring their channels' TLS roots before the listener opens.
+  await reloadableTls?.reload();
 
   const requireChannel = (channelId: string): ChannelLedger => {
     const ch = channels.get(channelId);
@@ -387,6 +488,7 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     port: config.operations.port,
     logger: childLogger(log, 'operations'),
     registry,
+    ...(opsTls ? { reloadableTls: opsTls } : {}),
     healthChecks: [
       {
         name: 'ledger',
@@ -401,10 +503,14 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     await app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (e) {
     // Nothing else may keep running after a failed start (an in-process caller carries on).
+    await gossip?.stop();
     await Promise.all([...channels.values()].map((c) => c.deliver?.stop()));
     await runtime.stop();
     reloadableTls?.close();
+    opsTls?.close();
+    stopTlsSignal();
     for (const c of channels.values()) await c.ledger.close();
+    await transient.close();
     await verifier.close();
     throw new LoomError('PEER_LISTEN_FAILED', `peer cannot listen on ${config.listen.host}:${config.listen.port}`, {
       cause: e,
@@ -417,6 +523,8 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   const url = `${config.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   const opsAddr = await ops.start();
   log.info({ url, operations: opsAddr.url, channels: [...channels.keys()] }, 'peer started');
+  // Missing private data (also recorded before a restart) is pulled from member peers in the background.
+  services.privateData?.start(() => [...channels.keys()]);
 
   function buildApi(): FastifyInstance {
     const root = Fastify({
@@ -459,6 +567,13 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       }
       const r = await joinChannel(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
       return reply.code(201).send(r);
+    });
+
+    // This peer's gossip address, for other orgs' peers that know it as a channel anchor peer.
+    api.get(peerRoutes.gossipEndpoint.path, async () => {
+      if (!gossip)
+        throw new LoomError(PeerErrorCode.NOT_FOUND, 'gossip is not enabled on this peer', { httpStatus: 404 });
+      return gossip.endpoint();
     });
 
     api.get(peerRoutes.listChannels.path, async () => ({
@@ -596,6 +711,22 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       }
     };
 
+    // Private data push (dissemination) and pull (reconciliation) between peers: each request is
+    // signed by the sending peer and answered only for members of the collection (privdata/transport.ts).
+    for (const kind of ['push', 'pull'] as const) {
+      api.post(privateDataRoutes[kind].path, async (req: FastifyRequest, reply) => {
+        const pd = services.privateData;
+        if (!pd) throw new LoomError(PeerErrorCode.NOT_FOUND, 'private data is not enabled', { httpStatus: 404 });
+        const body = req.body;
+        if (!(body instanceof Uint8Array) || body.length === 0) {
+          throw badRequest('the body must be a signed private data request (application/octet-stream)');
+        }
+        const r = await pd.handle(kind, new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+        if (r instanceof Uint8Array) return reply.type('application/octet-stream').send(Buffer.from(r));
+        return r;
+      });
+    }
+
     // Chaincode install (the package bytes) and the installed list: localhost only, like channel join.
     api.post(peerRoutes.installChaincode.path, async (req: FastifyRequest, reply) => {
       requireLoopback(req, 'chaincode install');
@@ -643,12 +774,17 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
       if (stopping) return;
       stopping = true;
       for (const s of streams) s.abort();
+      await gossip?.stop();
       await Promise.all([...channels.values()].map((c) => c.deliver?.stop()));
       await app.close();
       await ops.stop();
       await runtime.stop();
+      await services.privateData?.stop();
       for (const c of channels.values()) await c.ledger.close();
+      await transient.close();
       reloadableTls?.close();
+      opsTls?.close();
+      stopTlsSignal();
       httpsTransport?.client.close();
       await verifier.close();
       log.info('peer stopped');

@@ -9,6 +9,7 @@
  */
 import {
   applicationPoliciesOf,
+  childLogger,
   type Bytes,
   type ChannelConfig,
   type ChannelPolicies,
@@ -39,6 +40,7 @@ import {
   lifecycleStateFromSimulator,
 } from '../chaincode/lifecycle/index.js';
 import type { ChaincodeInstallStore } from '../chaincode/package/index.js';
+import { executeGovernance, GOVERNANCE_NAMESPACE, governanceEndorsementPolicyOf } from '../governance/index.js';
 import type { ChaincodeRuntime } from '../chaincode/runtime/runtime.js';
 import type { ExecuteRequest, ExecuteResult } from '../chaincode/runtime/types.js';
 import type { ChannelLedger } from '../committer/ledger.js';
@@ -48,6 +50,12 @@ import type { EndorserOutcome, GatewayAction, GatewayDependencies } from '../gat
 import { createOrdererBroadcaster } from '../gateway/orderer-broadcaster.js';
 import { createRemoteEndorser } from '../gateway/remote-endorser.js';
 import type { CommitGate } from '../simulation/commit-gate.js';
+import {
+  createHttpPrivateDataTransport,
+  createPrivateDataService,
+  type PrivateDataService,
+  type TransientStore,
+} from '../privdata/index.js';
 import { commitStatus, committedBlocks, committedChaincodeEvents } from './ledger-feeds.js';
 
 /** The endpoint name of this peer's own endorser in endorsement plans. */
@@ -84,11 +92,15 @@ export interface PeerServicesOptions {
   readonly transport: (channelId: string | undefined) => GatewayTransport;
   readonly executeTimeoutMs?: number | undefined;
   readonly logger: Logger;
+  /** The transient store: enables private data (dissemination, commit, reconciliation). */
+  readonly transient?: TransientStore | undefined;
 }
 
 export interface PeerServices {
   readonly endorser: Endorser;
   readonly gateway: GatewayDependencies;
+  /** Private data collections (present when `transient` was given). */
+  readonly privateData: PrivateDataService | undefined;
   /** Reloads a channel's chaincode definitions from its committed `_lifecycle` state. */
   reload(channelId: string): Promise<void>;
   /** Creates the rich-query indexes of the installed packages the channel's definitions name. */
@@ -169,6 +181,20 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
   /** `_lifecycle` runs in the peer (a system chaincode); every other chaincode in the runtime. */
   const runtime = {
     async execute(req: ExecuteRequest): Promise<ExecuteResult> {
+      if (req.chaincodeName === GOVERNANCE_NAMESPACE) {
+        const view = viewOf(req.channelId);
+        return executeGovernance({
+          args: req.input.args,
+          creator: { mspId: req.input.creator.mspId, idBytes: req.input.creator.idBytes },
+          txId: req.txId,
+          txTimestamp: req.input.txTimestamp,
+          simulator: req.simulator,
+          config: view.config,
+          msp: view.msp,
+          ledger: o.channel(req.channelId)?.ledger,
+          nowMs: Date.now(),
+        });
+      }
       if (req.chaincodeName !== LIFECYCLE_NAMESPACE) {
         if (req.packageId === '') {
           throw new LoomError(
@@ -196,12 +222,49 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     },
   };
 
+  const privateData = o.transient
+    ? createPrivateDataService({
+        mspId: o.mspId,
+        transient: o.transient,
+        transport: createHttpPrivateDataTransport({
+          transport: () => o.transport(undefined),
+          signer: { identity: o.identity, sign: o.sign },
+        }),
+        channel: (channelId) => {
+          const ch = o.channel(channelId);
+          if (!ch?.ledger.config()) return undefined;
+          return { ledger: ch.ledger, msp: viewOf(channelId).msp };
+        },
+        collection: (channelId, ns, coll) => o.registry.collection(channelId, ns, coll),
+        peers: (channelId) =>
+          peersOf(channelId)
+            .filter((p) => p.endpoint !== LOCAL_ENDPOINT)
+            .map((p) => ({ mspId: p.mspId, endpoint: p.endpoint })),
+        logger: childLogger(log, 'privdata'),
+      })
+    : undefined;
+
   const endorser = createEndorser({
+    privateData: privateData
+      ? {
+          mspId: o.mspId,
+          collection: (channelId, ns, coll) => o.registry.collection(channelId, ns, coll),
+          distribute: (channelId, txId, pvt, height) => privateData.distribute(channelId, txId, pvt, height),
+        }
+      : undefined,
     channels: endorserChannel,
     registry: {
       get(channelId, name) {
         if (!o.channel(channelId)) return undefined;
         if (name === LIFECYCLE_NAMESPACE) return lifecycleDefinition(channelId);
+        if (name === GOVERNANCE_NAMESPACE) {
+          return {
+            ...lifecycleDefinition(channelId),
+            name: GOVERNANCE_NAMESPACE,
+            packageId: GOVERNANCE_NAMESPACE,
+            endorsementPolicy: governanceEndorsementPolicyOf(viewOf(channelId).config),
+          };
+        }
         const info = o.registry.get(channelId, name);
         if (!info) return undefined;
         return {
@@ -264,7 +327,9 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     const text =
       chaincode === LIFECYCLE_NAMESPACE
         ? lifecycleEndorsementPolicy(viewOf(channelId).policies)
-        : o.registry.endorsementPolicyFor(channelId, chaincode);
+        : chaincode === GOVERNANCE_NAMESPACE
+          ? governanceEndorsementPolicyOf(viewOf(channelId).config)
+          : o.registry.endorsementPolicyFor(channelId, chaincode);
     if (text === undefined) {
       throw new LoomError('CHAINCODE_NOT_FOUND', `chaincode ${chaincode} is not defined on channel ${channelId}`, {
         httpStatus: 404,
@@ -419,7 +484,7 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     },
   };
 
-  return { endorser, gateway, reload, createIndexes };
+  return { endorser, gateway, privateData, reload, createIndexes };
 }
 
 /** A GatewayTransport over plain HTTP (`fetch`), for peers and orderers without TLS. */

@@ -35,6 +35,8 @@ export const peerRoutes = {
   chaincodeEvents: { method: 'GET', path: '/v1/channels/:channel/events/chaincode/:chaincode' },
   /** Admin (localhost only): install a chaincode package (body: package bytes) → `{packageId, label}`. */
   installChaincode: { method: 'POST', path: '/v1/admin/chaincodes' },
+  /** `{peerId, addr}`: this peer's gossip (libp2p) identity and `host:port`; 404 when gossip is off. */
+  gossipEndpoint: { method: 'GET', path: '/v1/gossip/endpoint' },
   /** Admin (localhost only): `{installed: [{packageId, label, type, references}]}`. */
   installedChaincodes: { method: 'GET', path: '/v1/admin/chaincodes' },
 } as const;

@@ -63,7 +63,9 @@ export interface SignatureVerifierOptions {
 }
 
 // The worker: CommonJS evaluated from a string, node: built-ins only. A key that is not P-256 or
-// does not parse verifies nothing.
+// does not parse verifies nothing. A message carries the chunk's distinct keys once (`keys`), and
+// its messages and signatures packed in one transferred buffer (`data`) described by `index`:
+// per item [key slot, message offset, message length, signature offset, signature length].
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createPublicKey, verify } = require('node:crypto');
@@ -80,22 +82,29 @@ function keyOf(k) {
   return key;
 }
 parentPort.on('message', (msg) => {
-  const results = new Uint8Array(msg.items.length);
-  for (let i = 0; i < msg.items.length; i++) {
-    const it = msg.items[i];
-    const key = keyOf(it.key);
-    if (key === null) continue;
-    try { results[i] = verify('sha256', it.message, key, it.signature) ? 1 : 0; } catch { results[i] = 0; }
+  const ix = msg.index;
+  const n = ix.length / 5;
+  const data = Buffer.from(msg.data);
+  const chunkKeys = msg.keys.map(keyOf);
+  const results = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const key = chunkKeys[ix[i * 5]];
+    if (key === null || key === undefined) continue;
+    const m = data.subarray(ix[i * 5 + 1], ix[i * 5 + 1] + ix[i * 5 + 2]);
+    const s = data.subarray(ix[i * 5 + 3], ix[i * 5 + 3] + ix[i * 5 + 4]);
+    try { results[i] = verify('sha256', m, key, s) ? 1 : 0; } catch { results[i] = 0; }
   }
-  parentPort.postMessage({ id: msg.id, results });
+  parentPort.postMessage({ id: msg.id, results }, [results.buffer]);
 });
 `;
 
 interface KeyRef {
-  /** Cache id of the key material. */
-  readonly id: string;
+  /** Number naming the key material for the workers' key cache (never reused). */
+  readonly id: number;
   readonly pem?: string;
   readonly der?: Uint8Array;
+  /** sha256(len ‖ key material): the signer's part of a result cache key. */
+  readonly digest: Uint8Array;
 }
 interface WireItem {
   readonly key: KeyRef;
@@ -130,30 +139,36 @@ interface PoolWorker {
   readonly pending: Map<number, { resolve: (r: Uint8Array) => void; reject: (e: unknown) => void }>;
 }
 
-function keyRefOf(item: SignatureVerificationItem): KeyRef | undefined {
-  if (typeof item.certPem === 'string') return { id: `pem:${item.certPem}`, pem: item.certPem };
-  if (item.publicKeyDer instanceof Uint8Array) {
-    return { id: `der:${Buffer.from(item.publicKeyDer).toString('base64')}`, der: item.publicKeyDer };
-  }
-  return undefined;
-}
-
 const u32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);
   return b;
 };
 
-/** sha256(len(key) ‖ key ‖ len(sig) ‖ sig ‖ sha256(message)): one entry per (signer, signature, message). */
+let nextKeyId = 0;
+
+function makeKeyRef(pem: string | undefined, der: Uint8Array | undefined): KeyRef {
+  const bytes = pem !== undefined ? Buffer.from(pem, 'utf8') : (der ?? new Uint8Array(0));
+  // The tag keeps a PEM and a DER key with equal bytes apart.
+  const digest = createHash('sha256')
+    .update(pem !== undefined ? 'pem' : 'der')
+    .update(u32(bytes.length))
+    .update(bytes)
+    .digest();
+  const id = nextKeyId++;
+  return pem !== undefined ? { id, pem, digest } : { id, der: der!, digest };
+}
+
+/**
+ * sha256(signer digest ‖ len(sig) ‖ sig ‖ message): one entry per (signer, signature, message).
+ * One hash over the message; the lengths before it make the encoding unambiguous.
+ */
 function resultCacheKey(key: KeyRef, item: SignatureVerificationItem): string {
-  const keyBytes = key.pem !== undefined ? Buffer.from(key.pem, 'utf8') : (key.der ?? new Uint8Array(0));
-  const digest = createHash('sha256').update(item.message).digest();
   return createHash('sha256')
-    .update(u32(keyBytes.length))
-    .update(keyBytes)
+    .update(key.digest)
     .update(u32(item.signature.length))
     .update(item.signature)
-    .update(digest)
+    .update(item.message)
     .digest('base64');
 }
 
@@ -172,6 +187,8 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
   readonly #minChunk: number;
   readonly #results: LruCache<boolean>;
   readonly #keys = new LruCache<KeyObject | null>(4096);
+  /** Key references by certificate PEM or base64 SPKI: computed once per signer, not per signature. */
+  readonly #keyRefs = new LruCache<KeyRef>(4096);
   #workers: PoolWorker[] = [];
   #closed = false;
   #nextId = 0;
@@ -197,7 +214,7 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
     const slots: number[][] = [];
     const inBatch = new Map<string, number>();
     items.forEach((item, i) => {
-      const key = keyRefOf(item);
+      const key = this.#keyRefOf(item);
       if (!key || !(item.message instanceof Uint8Array) || !(item.signature instanceof Uint8Array)) return;
       if (!encodingAcceptable(item.signature)) {
         this.#stats.rejectedEncoding++;
@@ -229,6 +246,22 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
       for (const i of slots[w]!) out[i] = ok;
     });
     return out;
+  }
+
+  #keyRefOf(item: SignatureVerificationItem): KeyRef | undefined {
+    let id: string;
+    if (typeof item.certPem === 'string') id = item.certPem;
+    else if (item.publicKeyDer instanceof Uint8Array) id = `der:${Buffer.from(item.publicKeyDer).toString('base64')}`;
+    else return undefined;
+    let ref = this.#keyRefs.get(id);
+    if (ref === undefined) {
+      ref =
+        typeof item.certPem === 'string'
+          ? makeKeyRef(item.certPem, undefined)
+          : makeKeyRef(undefined, item.publicKeyDer);
+      this.#keyRefs.set(id, ref);
+    }
+    return ref;
   }
 
   async close(): Promise<void> {
@@ -273,7 +306,7 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
   }
 
   #keyObject(ref: KeyRef): KeyObject | null {
-    const hit = this.#keys.get(ref.id);
+    const hit = this.#keys.get(`${ref.id}`);
     if (hit !== undefined) return hit;
     let key: KeyObject | null;
     try {
@@ -285,7 +318,7 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
     } catch {
       key = null;
     }
-    this.#keys.set(ref.id, key);
+    this.#keys.set(`${ref.id}`, key);
     return key;
   }
 
@@ -297,7 +330,32 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
       pw.pending.set(id, { resolve, reject });
       // A worker with work outstanding keeps the process alive; an idle one does not.
       if (pw.pending.size === 1) pw.worker.ref();
-      pw.worker.postMessage({ id, items: chunk });
+      // Distinct keys once; messages and signatures packed into one buffer that is moved, not copied.
+      const slots = new Map<number, number>();
+      const keys: { id: number; pem?: string; der?: Uint8Array }[] = [];
+      let size = 0;
+      for (const w of chunk) size += w.message.length + w.signature.length;
+      const data = new Uint8Array(size);
+      const index = new Uint32Array(chunk.length * 5);
+      let at = 0;
+      chunk.forEach((w, i) => {
+        let slot = slots.get(w.key.id);
+        if (slot === undefined) {
+          slot = keys.length;
+          slots.set(w.key.id, slot);
+          keys.push(w.key.pem !== undefined ? { id: w.key.id, pem: w.key.pem } : { id: w.key.id, der: w.key.der! });
+        }
+        index[i * 5] = slot;
+        index[i * 5 + 1] = at;
+        index[i * 5 + 2] = w.message.length;
+        data.set(w.message, at);
+        at += w.message.length;
+        index[i * 5 + 3] = at;
+        index[i * 5 + 4] = w.signature.length;
+        data.set(w.signature, at);
+        at += w.signature.length;
+      });
+      pw.worker.postMessage({ id, keys, index, data: data.buffer }, [data.buffer, index.buffer]);
     });
   }
 

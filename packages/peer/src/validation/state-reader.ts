@@ -20,6 +20,19 @@ export interface StateReader {
   rangeScan(namespace: string, startKey: string, endKey: string): AsyncIterable<{ key: string; version: Version }>;
   /** True when a block already committed to the ledger holds a transaction with this id. */
   isTxIdCommitted(txId: string): Promise<boolean>;
+  /**
+   * Optional batch read of many keys of one namespace in one pass (level's getMany): per key its
+   * committed version and metadata (undefined metadata when it has none), undefined when absent.
+   * The validator prefetches a block's keys with it; without it, it reads them concurrently through
+   * `getVersion` and `getMetadata`.
+   */
+  getVersionsAndMetadata?(namespace: string, keys: readonly string[]): Promise<(CommittedKey | undefined)[]>;
+}
+
+/** A committed key as the validator needs it. */
+export interface CommittedKey {
+  readonly version: Version;
+  readonly metadata: ReadonlyMap<string, Uint8Array> | undefined;
 }
 
 /** Metadata entry holding a key-level (state-based) endorsement policy. */

@@ -5,9 +5,13 @@
  *
  * Two passes. The first decodes every envelope and deserializes every identity, and sends all the
  * block's signatures (creators' and endorsers') to the verifier in one batch so a worker pool can
- * spread them. The second walks the transactions in order applying the checks in Fabric's order —
- * header, creator signature, txId, duplicate, response payload, endorsement policy, MVCC, phantoms —
- * against committed state overlaid with the writes of earlier valid transactions of the same block.
+ * spread them. While the signatures are checked, every committed key, range and txId the block can
+ * look at is read in one pass (`CommittedState.prefetch`: one batch read per namespace, the ranges
+ * and txIds concurrently). The second pass walks the transactions in order applying the checks in
+ * Fabric's order — header, creator signature, txId, duplicate, response payload, endorsement policy,
+ * MVCC, phantoms — in memory, against that committed state overlaid with the writes of earlier valid
+ * transactions of the same block. A prefetch read that fails is simply not cached: the second pass
+ * then reads it itself, only for a transaction that gets that far, exactly as without prefetching.
  */
 import {
   type Bytes,
@@ -43,7 +47,13 @@ import {
   type Version,
 } from '@loom/common';
 import type { SignatureVerificationItem } from './signature-verifier.js';
-import { compareKeys, hashedNamespace, VALIDATION_PARAMETER } from './state-reader.js';
+import {
+  type CommittedKey,
+  compareKeys,
+  hashedNamespace,
+  type StateReader,
+  VALIDATION_PARAMETER,
+} from './state-reader.js';
 import type {
   BlockValidationContext,
   BlockValidationResult,
@@ -90,6 +100,8 @@ interface ParsedTx {
   invokedChaincode?: string;
   rwset?: TxReadWriteSet;
   event?: ChaincodeEvent;
+  /** txId = sha256(nonce ‖ creator), established while prefetching. */
+  txIdChecked?: boolean;
 }
 
 interface OverlayEntry {
@@ -130,7 +142,7 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
   const sigItems: SignatureVerificationItem[] = [];
   const identities = new Map<string, Promise<ValidationIdentity>>();
   const deserialize = (serialized: Bytes): Promise<ValidationIdentity> => {
-    const k = toHex(serialized);
+    const k = Buffer.from(serialized.buffer, serialized.byteOffset, serialized.byteLength).toString('latin1');
     let p = identities.get(k);
     if (!p) {
       p = (async () => ctx.msp.deserialize(decodeSerializedIdentity(serialized)))();
@@ -146,7 +158,12 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
   for (let txNum = 0; txNum < block.data.length; txNum++) {
     parsed.push(await parseTransaction(block.data[txNum]!, txNum, ctx, deserialize, addSig));
   }
-  const sigOk = sigItems.length > 0 ? await ctx.signatureVerifier.verifyMany(sigItems) : [];
+  // Signatures (in the worker pool) and the block's state reads run at the same time.
+  const committed = new CommittedState(ctx.stateReader);
+  const [sigOk] = await Promise.all([
+    sigItems.length > 0 ? ctx.signatureVerifier.verifyMany(sigItems) : Promise.resolve([] as boolean[]),
+    committed.prefetch(parsed, ctx),
+  ]);
 
   // Pass 2: the ordered checks against committed state plus this block's earlier valid writes.
   const overlay = new Map<string, Map<string, OverlayEntry>>();
@@ -162,7 +179,7 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
     try {
       if (tx.headerError) throw tx.headerError;
       if (!tx.isConfig) {
-        await checkEndorserTransaction(tx, blockNum, ctx, sigOk, seenTxIds, overlay, updates, history);
+        await checkEndorserTransaction(tx, blockNum, ctx, committed, sigOk, seenTxIds, overlay, updates, history);
       }
     } catch (e) {
       if (!(e instanceof TxInvalid)) throw e;
@@ -321,6 +338,7 @@ async function checkEndorserTransaction(
   tx: ParsedTx,
   blockNum: number,
   ctx: BlockValidationContext,
+  committed: CommittedState,
   sigOk: boolean[],
   seenTxIds: Set<string>,
   overlay: Map<string, Map<string, OverlayEntry>>,
@@ -333,14 +351,14 @@ async function checkEndorserTransaction(
   if (sigOk[tx.creatorSig] !== true) {
     throw new TxInvalid(TxValidationCode.BAD_CREATOR_SIGNATURE, 'creator signature over the payload does not verify');
   }
-  if (tx.txId !== computeTxId(tx.nonce!, tx.creatorBytes!, ctx.hash)) {
+  if (tx.txIdChecked !== true && tx.txId !== computeTxId(tx.nonce!, tx.creatorBytes!, ctx.hash)) {
     throw new TxInvalid(TxValidationCode.BAD_PROPOSAL_TXID, 'txId is not sha256(nonce ‖ creator)');
   }
   if (seenTxIds.has(tx.txId)) {
     throw new TxInvalid(TxValidationCode.DUPLICATE_TXID, 'txId appears earlier in this block');
   }
   seenTxIds.add(tx.txId);
-  if (await ctx.stateReader.isTxIdCommitted(tx.txId)) {
+  if (await committed.isTxIdCommitted(tx.txId)) {
     throw new TxInvalid(TxValidationCode.DUPLICATE_TXID, 'txId already committed');
   }
   if (tx.dataError) throw tx.dataError;
@@ -349,7 +367,7 @@ async function checkEndorserTransaction(
   const endorsers: SignerIdentity[] = tx.endorsers.filter((e) => sigOk[e.sig] === true).map((e) => e.identity);
   if (tx.endorsementCount === 0) throw new TxInvalid(TxValidationCode.ENDORSEMENT_POLICY_FAILURE, 'no endorsements');
 
-  const state = new StateView(ctx, overlay);
+  const state = new StateView(committed, overlay);
   await checkEndorsementPolicies(tx, rwset, endorsers, ctx, state);
   await checkReads(rwset, state);
 
@@ -428,27 +446,199 @@ async function checkEndorserTransaction(
   }
 }
 
+interface RangeEntry {
+  key: string;
+  version: Version;
+}
+
+/** A prefetched committed range: its first entries, and whether they are all there are. */
+interface PrefetchedRange {
+  readonly entries: readonly RangeEntry[];
+  readonly complete: boolean;
+}
+
+/**
+ * The committed state one block's validation reads, prefetched in one pass before the ordered
+ * checks. Lookups that were not prefetched (or whose prefetch failed) go to the reader.
+ */
+class CommittedState {
+  readonly #reader: StateReader;
+  /** ns → key → committed entry; null: the key does not exist. */
+  readonly #keys = new Map<string, Map<string, CommittedKey | null>>();
+  readonly #ranges = new Map<string, PrefetchedRange>();
+  readonly #txIds = new Map<string, boolean>();
+
+  constructor(reader: StateReader) {
+    this.#reader = reader;
+  }
+
+  /** Reads every key, range and txId the block's transactions can look at. Never rejects. */
+  async prefetch(parsed: readonly ParsedTx[], ctx: BlockValidationContext): Promise<void> {
+    const keys = new Map<string, Set<string>>();
+    const written = new Map<string, Set<string>>();
+    const ranges = new Map<string, { ns: string; start: string; end: string; limit: number }>();
+    const txIds = new Set<string>();
+    const add = (m: Map<string, Set<string>>, ns: string, key: string) => {
+      let s = m.get(ns);
+      if (!s) m.set(ns, (s = new Set()));
+      s.add(key);
+    };
+    for (const tx of parsed) {
+      if (tx.headerError || tx.isConfig || !tx.creator) continue;
+      // Only a txId the duplicate check can reach (it must be sha256(nonce ‖ creator)) is looked up.
+      if (tx.nonce && tx.creatorBytes && tx.txId === computeTxId(tx.nonce, tx.creatorBytes, ctx.hash)) {
+        tx.txIdChecked = true;
+        txIds.add(tx.txId);
+      }
+      if (tx.dataError || !tx.rwset) continue;
+      for (const ns of tx.rwset.nsRwsets) {
+        const n = ns.namespace;
+        for (const r of ns.rwset.reads) add(keys, n, r.key);
+        for (const w of ns.rwset.writes) add(written, n, w.key);
+        for (const m of ns.rwset.metadataWrites) add(written, n, m.key);
+        for (const q of ns.rwset.rangeQueriesInfo) {
+          const limit = q.itrExhausted ? q.reads.length + 1 : q.reads.length;
+          const id = rangeId(n, q.startKey, q.endKey);
+          const prev = ranges.get(id);
+          if (!prev || prev.limit < limit) ranges.set(id, { ns: n, start: q.startKey, end: q.endKey, limit });
+        }
+        for (const c of ns.collectionHashedRwsets) {
+          const hns = hashedNamespace(n, c.collectionName);
+          for (const r of c.hashedRwset.hashedReads) add(keys, hns, toHex(r.keyHash));
+          for (const w of c.hashedRwset.hashedWrites) add(written, hns, toHex(w.keyHash));
+          for (const m of c.hashedRwset.metadataWrites) add(written, hns, toHex(m.keyHash));
+        }
+      }
+    }
+    for (const [ns, ks] of written) for (const k of ks) add(keys, ns, k);
+    const jobs: Promise<void>[] = [];
+    for (const [ns, ks] of keys) jobs.push(this.#fetchKeys(ns, [...ks]));
+    for (const [id, r] of ranges) {
+      // The block's own writes can hide or replace at most one committed entry each.
+      jobs.push(this.#fetchRange(id, r.ns, r.start, r.end, r.limit + (written.get(r.ns)?.size ?? 0)));
+    }
+    jobs.push(
+      ...[...txIds].map(async (txId) => {
+        try {
+          this.#txIds.set(txId, await this.#reader.isTxIdCommitted(txId));
+        } catch {
+          // not cached: the ordered check reads it again and reports what it reports
+        }
+      }),
+    );
+    await Promise.all(jobs);
+  }
+
+  async #fetchKeys(ns: string, keys: string[]): Promise<void> {
+    let m = this.#keys.get(ns);
+    if (!m) this.#keys.set(ns, (m = new Map()));
+    const cache = m;
+    if (this.#reader.getVersionsAndMetadata) {
+      try {
+        const got = await this.#reader.getVersionsAndMetadata(ns, keys);
+        if (got.length === keys.length) {
+          for (const [i, k] of keys.entries()) cache.set(k, got[i] ?? null);
+          return;
+        }
+      } catch {
+        // e.g. one unreadable key: fall back to one read per key, so only that one stays uncached
+      }
+    }
+    await Promise.all(
+      keys.map(async (k) => {
+        try {
+          const [version, metadata] = await Promise.all([
+            this.#reader.getVersion(ns, k),
+            this.#reader.getMetadata(ns, k),
+          ]);
+          cache.set(k, version === undefined ? null : { version, metadata });
+        } catch {
+          // not cached
+        }
+      }),
+    );
+  }
+
+  async #fetchRange(id: string, ns: string, start: string, end: string, bound: number): Promise<void> {
+    const entries: RangeEntry[] = [];
+    try {
+      let complete = true;
+      for await (const e of this.#reader.rangeScan(ns, start, end)) {
+        if (entries.length >= bound) {
+          complete = false;
+          break;
+        }
+        entries.push({ key: e.key, version: e.version });
+      }
+      this.#ranges.set(id, { entries, complete });
+    } catch {
+      // not cached
+    }
+  }
+
+  async version(ns: string, key: string): Promise<Version | undefined> {
+    const c = this.#keys.get(ns)?.get(key);
+    if (c !== undefined) return c?.version;
+    return this.#reader.getVersion(ns, key);
+  }
+
+  async metadata(ns: string, key: string): Promise<ReadonlyMap<string, Bytes> | undefined> {
+    const c = this.#keys.get(ns)?.get(key);
+    if (c !== undefined) return c?.metadata;
+    return this.#reader.getMetadata(ns, key);
+  }
+
+  async isTxIdCommitted(txId: string): Promise<boolean> {
+    const c = this.#txIds.get(txId);
+    return c ?? this.#reader.isTxIdCommitted(txId);
+  }
+
+  /** Committed entries of `[start, end)` in order: the prefetched ones, then (when needed) a live scan. */
+  rangeScan(ns: string, start: string, end: string): AsyncIterable<RangeEntry> {
+    const r = this.#ranges.get(rangeId(ns, start, end));
+    if (!r) return this.#reader.rangeScan(ns, start, end);
+    const reader = this.#reader;
+    return {
+      async *[Symbol.asyncIterator]() {
+        yield* r.entries;
+        if (r.complete) return;
+        // Beyond what was prefetched (cannot happen within the bound, kept for safety): skip what was yielded.
+        let skip = r.entries.length;
+        for await (const e of reader.rangeScan(ns, start, end)) {
+          if (skip > 0) {
+            skip--;
+            continue;
+          }
+          yield e;
+        }
+      },
+    };
+  }
+}
+
+const rangeId = (ns: string, start: string, end: string) => `${ns}\u0000${start}\u0000${end}`;
+
 /** Committed state seen through the writes of this block's earlier valid transactions. */
 class StateView {
-  readonly #ctx: BlockValidationContext;
+  readonly #committed: CommittedState;
   readonly #overlay: Map<string, Map<string, OverlayEntry>>;
 
-  constructor(ctx: BlockValidationContext, overlay: Map<string, Map<string, OverlayEntry>>) {
-    this.#ctx = ctx;
+  constructor(committed: CommittedState, overlay: Map<string, Map<string, OverlayEntry>>) {
+    this.#committed = committed;
     this.#overlay = overlay;
   }
 
   async version(ns: string, key: string): Promise<Version | undefined> {
     const o = this.#overlay.get(ns)?.get(key);
     if (o) return o.version ?? undefined;
-    return this.#ctx.stateReader.getVersion(ns, key);
+    return this.#committed.version(ns, key);
   }
 
   async metadata(ns: string, key: string): Promise<ReadonlyMap<string, Bytes> | undefined> {
     const o = this.#overlay.get(ns)?.get(key);
     if (o && o.metadata !== undefined) return o.metadata ?? undefined;
     if (o && o.version === null) return undefined;
-    return this.#ctx.stateReader.getMetadata(ns, key);
+    return this.#committed.metadata(ns, key);
   }
 
   apply(ns: string, u: StateUpdate): void {
@@ -470,7 +660,7 @@ class StateView {
     const ov = this.#overlay.get(ns);
     const overlayKeys = ov ? [...ov.keys()].filter(inRange).sort(compareKeys) : [];
     const out: { key: string; version: Version }[] = [];
-    const it = this.#ctx.stateReader.rangeScan(ns, start, end)[Symbol.asyncIterator]();
+    const it = this.#committed.rangeScan(ns, start, end)[Symbol.asyncIterator]();
     let c = await it.next();
     let oi = 0;
     try {

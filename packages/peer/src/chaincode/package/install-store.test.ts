@@ -148,7 +148,7 @@ describe('install store', () => {
     });
     expect(await store.resolveLaunch(packageId)).toEqual({
       kind: 'external',
-      connection: { address: 'basic.org1:9999', dial_timeout: '10s', tls_required: false },
+      connection: { address: 'basic.org1:9999', dial_timeout: '10s', tls_required: false, client_auth_required: false },
     });
   });
 

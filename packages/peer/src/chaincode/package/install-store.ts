@@ -105,6 +105,10 @@ export type RuntimeLaunchSpec =
         readonly address: string;
         readonly dial_timeout?: string | undefined;
         readonly tls_required?: boolean | undefined;
+        readonly client_auth_required?: boolean | undefined;
+        readonly root_cert?: string | undefined;
+        readonly client_cert?: string | undefined;
+        readonly client_key?: string | undefined;
       };
     };
 
@@ -363,7 +367,15 @@ export function createInstallStore(options: InstallStoreOptions): ChaincodeInsta
         const c = spec.connection;
         return {
           kind: 'external',
-          connection: { address: c.address, dial_timeout: c.dialTimeout, tls_required: c.tlsRequired },
+          connection: {
+            address: c.address,
+            dial_timeout: c.dialTimeout,
+            tls_required: c.tlsRequired,
+            client_auth_required: c.clientAuthRequired,
+            root_cert: c.rootCert,
+            client_cert: c.clientCert,
+            client_key: c.clientKey,
+          },
         };
       }
       return { kind: 'process', dir: spec.cwd, bin: spec.args[0]!, env: spec.env };

@@ -19,7 +19,12 @@ import {
 import { LoomError, type Logger } from '@loom/common';
 import type { KeyModification } from '../../ledger/history.js';
 import type { QueryPage, QueryRecord, ResultIterator } from '../../simulation/tx-simulator.js';
-import { ChaincodeRuntimeErrorCode, type ExecuteRequest, type ExecuteResult } from './types.js';
+import {
+  ChaincodeRuntimeErrorCode,
+  type CollectionOperation,
+  type ExecuteRequest,
+  type ExecuteResult,
+} from './types.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -204,7 +209,11 @@ export class ChaincodeStreamConnection {
     this.#shutdown(message);
   }
 
-  #collection(ctx: TxContext, collection: string): void {
+  #collection(ctx: TxContext, collection: string, op: CollectionOperation = 'read'): void {
+    if (collection !== '' && ctx.request.collectionAccess !== undefined) {
+      ctx.request.collectionAccess(collection, op);
+      return;
+    }
     const allowed = ctx.request.collections;
     if (collection !== '' && allowed !== undefined && !allowed.has(collection)) {
       throw new LoomError(
@@ -244,21 +253,21 @@ export class ChaincodeStreamConnection {
       }
       case 'PUT_STATE': {
         const { collection, key, value } = m.payload;
-        this.#collection(ctx, collection);
+        this.#collection(ctx, collection, 'write');
         if (collection === '') sim.setState(ns, key, value);
         else sim.setPrivateData(ns, collection, key, value);
         return { kind: 'empty' };
       }
       case 'DEL_STATE': {
         const { collection, key } = m.payload;
-        this.#collection(ctx, collection);
+        this.#collection(ctx, collection, 'write');
         if (collection === '') sim.deleteState(ns, key);
         else sim.deletePrivateData(ns, collection, key);
         return { kind: 'empty' };
       }
       case 'GET_STATE_METADATA': {
         const { collection, key } = m.payload;
-        this.#collection(ctx, collection);
+        this.#collection(ctx, collection, 'hash');
         const entries =
           collection === ''
             ? await sim.getStateMetadata(ns, key)
@@ -267,7 +276,7 @@ export class ChaincodeStreamConnection {
       }
       case 'PUT_STATE_METADATA': {
         const { collection, key, metakey, value } = m.payload;
-        this.#collection(ctx, collection);
+        this.#collection(ctx, collection, 'write');
         if (collection === '') sim.setStateMetadata(ns, key, metakey, value);
         else sim.setPrivateDataMetadata(ns, collection, key, metakey, value);
         return { kind: 'empty' };
@@ -322,12 +331,12 @@ export class ChaincodeStreamConnection {
       }
       case 'GET_PRIVATE_DATA_HASH': {
         const { collection, key } = m.payload;
-        this.#collection(ctx, collection);
+        this.#collection(ctx, collection, 'hash');
         return { kind: 'value', value: (await sim.getPrivateDataHash(ns, collection, key)) ?? EMPTY };
       }
       case 'PURGE_PRIVATE_DATA': {
         const { collection, key } = m.payload;
-        this.#collection(ctx, collection);
+        this.#collection(ctx, collection, 'write');
         sim.purgePrivateData(ns, collection, key);
         return { kind: 'empty' };
       }

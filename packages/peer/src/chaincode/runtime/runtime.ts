@@ -9,6 +9,13 @@
  * - chaincode-as-a-service (dial-out): the package's `connection.json` names the chaincode server;
  *   the runtime connects, and the server registers on that stream with the package id.
  *
+ * With `tls` the dial-in listener speaks mutual TLS, as Fabric's chaincode support does: its pair
+ * and every launched process's client pair come from a CA the peer made for itself (common's
+ * `createEphemeralTlsCa`); the process gets `CORE_PEER_TLS_ENABLED=true`,
+ * `CORE_PEER_TLS_ROOTCERT_FILE`, `CORE_TLS_CLIENT_CERT_PATH` and `CORE_TLS_CLIENT_KEY_PATH` (PEM
+ * files, mode 0600), and a REGISTER is accepted only on a connection whose client certificate was
+ * issued for that package id.
+ *
  * One instance per package id, started on first use and shared by every transaction and channel.
  * An instance that crashes (exits, stream closed) fails its in-flight transactions with
  * CHAINCODE_CRASHED and is started again on next use. A transaction that outlives the execute
@@ -18,8 +25,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { LoomError, type Logger } from '@loom/common';
 import { ChaincodeStreamConnection } from './connection.js';
 import {
@@ -54,7 +63,24 @@ export interface ChaincodeRuntimeOptions {
   readonly chaincodeLogLevel?: string | undefined;
   readonly maxFrameBytes?: number | undefined;
   readonly logger?: Logger | undefined;
+  /** Mutual TLS on the dial-in listener (see the module comment); plain TCP when absent. */
+  readonly tls?: ChaincodeListenerTls | undefined;
 }
+
+export interface ChaincodeListenerTls {
+  /** The listener's pair (issued for the listen host). */
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** The root that issued the listener's pair and issues the client pairs. */
+  readonly rootCertPem: string;
+  /** A client pair whose CN is `packageId` (sanitized as the CA does). */
+  issueClient(packageId: string): Promise<{ readonly certPem: string; readonly keyPem: string }>;
+  /** Where the files handed to chaincode processes are written. */
+  readonly dir: string;
+}
+
+/** The CN a client certificate for `packageId` carries (the ephemeral CA's sanitizing). */
+const cnOf = (packageId: string) => packageId.replace(/[,+="\\<>;#]/g, '_');
 
 interface Instance {
   readonly packageId: string;
@@ -100,7 +126,22 @@ export class ChaincodeRuntime {
   /** Starts the listener launched chaincode dials into. */
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
-    const server = createServer((socket) => this.#accept(socket));
+    const tls = this.#opts.tls;
+    const server: Server = tls
+      ? createTlsServer(
+          {
+            cert: tls.certPem,
+            key: tls.keyPem,
+            ca: [tls.rootCertPem],
+            requestCert: true,
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2',
+          },
+          (socket) => this.#accept(socket),
+        ).on('tlsClientError', (e) =>
+          this.#opts.logger?.warn({ err: e.message }, 'refused a chaincode connection: TLS handshake failed'),
+        )
+      : createServer((socket) => this.#accept(socket));
     this.#server = server;
     const host = this.#opts.listenHost ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
@@ -247,11 +288,13 @@ export class ChaincodeRuntime {
     const registered = new Promise<ChaincodeStreamConnection>((resolve, reject) => {
       this.#expected.set(packageId, { resolve, reject });
     });
+    const tlsEnv = this.#opts.tls ? await this.#clientTlsFiles(packageId, this.#opts.tls) : {};
     const env: Record<string, string> = {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       CORE_CHAINCODE_ID_NAME: packageId,
       CORE_PEER_ADDRESS: peerAddress,
       CORE_PEER_LOCALMSPID: this.#opts.peerMspId,
+      ...tlsEnv,
       ...(this.#opts.chaincodeLogLevel ? { CORE_CHAINCODE_LOGGING_LEVEL: this.#opts.chaincodeLogLevel } : {}),
       ...(spec.env ?? {}),
     };
@@ -304,19 +347,36 @@ export class ChaincodeRuntime {
   }
 
   async #dial(packageId: string, conn: ChaincodeServerConnection): Promise<ChaincodeStreamConnection> {
-    if (conn.tls_required) throw this.#startFailed(packageId, 'TLS to chaincode servers is not supported');
+    if (conn.tls_required && !conn.root_cert) {
+      throw this.#startFailed(packageId, "connection.json: tls_required needs root_cert (PEM of the server's root)");
+    }
+    if (conn.tls_required && conn.client_auth_required && (!conn.client_cert || !conn.client_key)) {
+      throw this.#startFailed(
+        packageId,
+        'connection.json: client_auth_required needs client_cert and client_key (PEM)',
+      );
+    }
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(conn.address);
     if (!m) throw this.#startFailed(packageId, `invalid chaincode server address ${JSON.stringify(conn.address)}`);
     const host = m[1] ?? m[2]!;
     const port = Number(m[3]);
     const dialTimeout = parseDuration(conn.dial_timeout, 10_000);
-    const socket = connect({ host, port });
+    const socket: Socket = conn.tls_required
+      ? tlsConnect({
+          host,
+          port,
+          ca: [conn.root_cert!],
+          ...(conn.client_auth_required ? { cert: conn.client_cert!, key: conn.client_key! } : {}),
+          minVersion: 'TLSv1.2',
+          rejectUnauthorized: true,
+        })
+      : connect({ host, port });
     this.#track(socket);
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         timer = setTimeout(() => reject(new Error(`dial timeout after ${dialTimeout} ms`)), dialTimeout);
-        socket.once('connect', resolve);
+        socket.once(conn.tls_required ? 'secureConnect' : 'connect', resolve);
         socket.once('error', reject);
       });
     } catch (e) {
@@ -353,6 +413,23 @@ export class ChaincodeRuntime {
     });
   }
 
+  /** Writes a fresh client pair for `packageId` and the root; returns the environment naming them. */
+  async #clientTlsFiles(packageId: string, tls: ChaincodeListenerTls): Promise<Record<string, string>> {
+    const dir = join(tls.dir, packageId.replace(/[^A-Za-z0-9._-]/g, '_'));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const pair = await tls.issueClient(packageId);
+    const files = { root: join(dir, 'root.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+    await writeFile(files.root, tls.rootCertPem, { mode: 0o600 });
+    await writeFile(files.cert, pair.certPem, { mode: 0o600 });
+    await writeFile(files.key, pair.keyPem, { mode: 0o600 });
+    return {
+      CORE_PEER_TLS_ENABLED: 'true',
+      CORE_PEER_TLS_ROOTCERT_FILE: files.root,
+      CORE_TLS_CLIENT_CERT_PATH: files.cert,
+      CORE_TLS_CLIENT_KEY_PATH: files.key,
+    };
+  }
+
   #track(socket: Socket): void {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
@@ -370,6 +447,16 @@ export class ChaincodeRuntime {
       maxFrameBytes: this.#opts.maxFrameBytes,
       logger: this.#opts.logger,
       onRegister: (id, connection) => {
+        if (this.#opts.tls) {
+          const cn = (socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
+          if (cn !== cnOf(id)) {
+            this.#opts.logger?.warn(
+              { chaincodeId: id, certificateCn: cn },
+              'refused REGISTER: the TLS client certificate was issued for another chaincode',
+            );
+            return false;
+          }
+        }
         const pending = this.#expected.get(id);
         if (pending === undefined) {
           this.#opts.logger?.warn({ chaincodeId: id }, 'refused REGISTER from a chaincode this peer did not launch');

@@ -21,8 +21,15 @@ export interface ChaincodeServerConnection {
   readonly address: string;
   /** Go duration text (`10s`, `500ms`) or milliseconds; default 10 s. */
   readonly dial_timeout?: string | number | undefined;
-  /** TLS to the chaincode server: not supported on the loopback runtime (refused when true). */
+  /** Dial the chaincode server over TLS, trusting `root_cert`. */
   readonly tls_required?: boolean | undefined;
+  /** Present `client_cert`/`client_key` (the server requires client certificates). */
+  readonly client_auth_required?: boolean | undefined;
+  /** PEM of the root the chaincode server's certificate chains to. */
+  readonly root_cert?: string | undefined;
+  /** PEM of the peer's client certificate and key for this chaincode server. */
+  readonly client_cert?: string | undefined;
+  readonly client_key?: string | undefined;
 }
 
 /** How to run an installed package. */
@@ -53,6 +60,9 @@ export type InvokeChaincodeHandler = (target: {
   readonly args: Uint8Array[];
 }) => Promise<ChaincodeResponse>;
 
+/** What a chaincode does with a collection: read values, read hashes only, or write (put/delete/purge). */
+export type CollectionOperation = 'read' | 'hash' | 'write';
+
 export interface ExecuteRequest {
   readonly packageId: string;
   /** The chaincode's name: the namespace its state lives in. */
@@ -65,6 +75,12 @@ export interface ExecuteRequest {
   readonly simulator: TxSimulator;
   /** Collections the chaincode defines; undefined allows any (no definition at hand). */
   readonly collections?: ReadonlySet<string> | undefined;
+  /**
+   * Private data access control (privdata/): throws a LoomError when the collection does not exist
+   * or the operation is not allowed (memberOnlyRead/memberOnlyWrite, or a read on a peer of a
+   * non-member org). When given, it replaces the `collections` name check.
+   */
+  readonly collectionAccess?: ((collection: string, op: CollectionOperation) => void) | undefined;
   readonly invokeChaincode?: InvokeChaincodeHandler | undefined;
   /** Overrides the runtime's execute timeout. */
   readonly timeoutMs?: number | undefined;

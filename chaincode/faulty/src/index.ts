@@ -1,0 +1,5 @@
+import { FaultyContract } from './faulty.js';
+
+export { FaultyContract } from './faulty.js';
+
+export const contracts: (typeof FaultyContract)[] = [FaultyContract];

@@ -1,0 +1,28 @@
+export {
+  apply,
+  approvalSignatures,
+  expire,
+  GOVERNANCE_NAMESPACE,
+  GOVERNANCE_WRITE_FUNCTIONS,
+  type GovernanceCaller,
+  type GovernanceContext,
+  type GovernanceState,
+  getProposal,
+  invokeGovernance,
+  listProposals,
+  memberOrgs,
+  type ProposalRecord,
+  type ProposalView,
+  propose,
+  proposalKey,
+  type VoteRecord,
+  vote,
+} from './governance.js';
+export {
+  executeGovernance,
+  findAppliedConfigUpdate,
+  type GovernanceLedger,
+  governanceEndorsementPolicyOf,
+  governanceStateFromSimulator,
+  submitApprovedProposals,
+} from './peer-glue.js';

@@ -1,0 +1,142 @@
+/**
+ * The end-to-end benchmark for real, briefly: `loom bench` brings the default topology up (ports
+ * shifted by LOOM_BENCH_SMOKE_OFFSET, default +13000, its own data directory), primes the chaincode,
+ * drives 20 s of closed-loop `create` load from two worker client processes (on a heavily loaded
+ * machine one transaction can take several seconds), writes the
+ * JSON and HTML reports, and stops the network. Also: bad arguments fail fast with a clear error,
+ * through the CLI and through `bench/run.js e2e`.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+const loom = join(root, 'packages/cli/dist/bin/loom.js');
+const OFFSET = Number(process.env.LOOM_BENCH_SMOKE_OFFSET ?? 13_000);
+let work = '';
+let config = '';
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, args, { cwd: root, detached: true });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const t = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      done({ code, out });
+    });
+  });
+}
+
+/** Kills whatever the launcher recorded in the data directory (a failed run may leave processes). */
+function killRecorded(): void {
+  const file = join(work, 'data', 'pids.json');
+  if (!existsSync(file)) return;
+  for (const { pid } of JSON.parse(readFileSync(file, 'utf8')) as { pid: number }[]) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'loom-bench-smoke-'));
+  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
+    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
+    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
+    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
+  config = join(work, 'network.yaml');
+  writeFileSync(config, text);
+});
+
+afterAll(async () => {
+  killRecorded();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('loom bench (e2e smoke)', () => {
+  it('refuses bad arguments at once, with the option named', async () => {
+    expect(existsSync(loom), `${loom} (npm run build)`).toBe(true);
+    const cli = await run([loom, 'bench', '--concurrency', 'lots', '-c', config], 60_000);
+    expect(cli.code).toBe(1);
+    expect(cli.out).toMatch(/BENCH_BAD_ARGUMENT: --concurrency: expected a whole number, got 'lots'/);
+    expect(cli.out).not.toMatch(/\n\s+at /); // no stack trace
+    const npm = await run([join(root, 'bench/run.js'), 'e2e', '--workload', 'nope'], 60_000);
+    expect(npm.code).toBe(2);
+    expect(npm.out).toMatch(/BENCH_BAD_ARGUMENT: --workload: expected one of create, read, transfer, mixed/);
+    // Nothing was started.
+    expect(existsSync(join(work, 'data', 'pids.json'))).toBe(false);
+  });
+
+  it('brings the network up, measures committed transactions, writes JSON and HTML, stops the network', async () => {
+    const out = join(work, 'out');
+    const r = await run(
+      [
+        loom,
+        'bench',
+        '-c',
+        config,
+        '--workload',
+        'create',
+        '--concurrency',
+        '8',
+        '--workers',
+        '2',
+        '--warmup',
+        '5',
+        '--duration',
+        '20',
+        '--out',
+        out,
+      ],
+      540_000,
+    );
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/committed VALID: [\d.]+ tps/);
+    expect(r.out).toMatch(/crypto bound: node:crypto P-256 sign [\d,]+\/s, verify [\d,]+\/s per core/);
+    const files = readdirSync(out);
+    const json = files.find((f) => /^e2e-create-.*\.json$/.test(f));
+    const html = files.find((f) => /^e2e-create-.*\.html$/.test(f));
+    expect(json, files.join(', ')).toBeDefined();
+    expect(html, files.join(', ')).toBeDefined();
+    const report = JSON.parse(readFileSync(join(out, json!), 'utf8'));
+    expect(report.results.validTps).toBeGreaterThan(0);
+    expect(report.results.valid).toBeGreaterThan(0);
+    expect(report.results.submitLatencyMs.p99).toBeGreaterThan(0);
+    expect(report.topology).toMatchObject({ orderers: 3, peers: 2, endorsers: 2, tls: true });
+    // Every peer and orderer was measured.
+    const kinds = report.nodes.map((n: { kind: string }) => n.kind);
+    expect(kinds.filter((k: string) => k === 'peer')).toHaveLength(2);
+    expect(kinds.filter((k: string) => k === 'orderer')).toHaveLength(3);
+    for (const n of report.nodes) expect(n.peakRssBytes).toBeGreaterThan(0);
+    expect(report.crypto.boundTps).toBeGreaterThan(0);
+    const page = readFileSync(join(out, html!), 'utf8');
+    expect(page).toContain('<svg');
+    expect(page).toContain('Throughput over time');
+    // The network the bench started is stopped again.
+    const pids = JSON.parse(readFileSync(join(work, 'data', 'pids.json'), 'utf8')) as { pid: number }[];
+    const alive = pids.filter(({ pid }) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(alive).toEqual([]);
+  });
+});

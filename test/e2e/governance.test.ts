@@ -1,0 +1,278 @@
+/**
+ * Governance by vote on real processes (the launcher's CAs, three Raft orderers, three peers):
+ * Org3 has a CA and a peer but is not in the channel. Org1's admin proposes inviting Org3 (its MSP
+ * folder, enrolled by Org3's CA), Org1's and Org2's admins vote yes, the approved proposal becomes
+ * a config block without anyone submitting it by hand, Org3's peer joins the channel from the
+ * genesis block, catches up through that config block, and endorses a transaction. Also: a vote
+ * after the deadline is refused, an applied proposal cannot be applied again (neither recorded
+ * nor re-ordered), and a rejected proposal is recorded as rejected.
+ *
+ * Ports: the default network-config's + 10500, Org3 in the same range (17550–19954).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, signers } from '@loom/client';
+import { fromBase64 } from '@loom/common';
+import { afterAll, describe, expect, it } from 'vitest';
+import { httpRequest } from '../../packages/cli/src/network/http.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const loom = join(root, 'packages/cli/dist/bin/loom.js');
+const work = mkdtempSync(join(tmpdir(), 'loom-gov-'));
+const OFFSET = 10500;
+const dataDir = join(work, 'data');
+const ORG3_PEER = `https://127.0.0.1:${9251 + OFFSET}`;
+const ORG1_PEER = `https://127.0.0.1:${7051 + OFFSET}`;
+const ORDERER0 = `https://127.0.0.1:${7050 + OFFSET}`;
+
+const ORG3 = `
+  - mspId: Org3MSP
+    name: Org3
+    domain: org3.example.com
+    ca:
+      host: 127.0.0.1
+      port: 9254
+      admin: { user: admin, secret: adminpw }
+    peers:
+      - name: peer0
+        host: 127.0.0.1
+        port: 9251
+        p2pPort: 9351
+        chaincodePort: 9252
+        operationsPort: 9446
+    anchorPeers: [peer0]
+    policies:
+      Readers: "OR('Org3MSP.admin', 'Org3MSP.peer', 'Org3MSP.client')"
+      Writers: "OR('Org3MSP.admin', 'Org3MSP.client')"
+      Admins: "OR('Org3MSP.admin')"
+      Endorsement: "OR('Org3MSP.peer')"
+
+ordererOrganization:`;
+
+/** The default network with Org3 (CA + peer, not in the channel), shifted; `withOrg3` lists it in the channel. */
+function config(name: string, withOrg3: boolean): string {
+  let text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
+    .replace(/^ordererOrganization:/m, ORG3.replace(/^\n/, ''))
+    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
+    .replace(/^dataDir: .*$/m, `dataDir: ${dataDir}`)
+    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
+  if (withOrg3) text = text.replace('organizations: [Org1MSP, Org2MSP]', 'organizations: [Org1MSP, Org2MSP, Org3MSP]');
+  const file = join(work, name);
+  writeFileSync(file, text);
+  return file;
+}
+const cfg = config('net.yaml', false);
+const cfgAfter = config('net-after.yaml', true);
+
+function run(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; out: string; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
+    let out = '';
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => (out += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, stdout });
+    });
+  });
+}
+const gov = (args: string[]) => run(['--json', 'governance', ...args, '--config', cfg]);
+const json = <T>(r: { stdout: string; out: string }): T => {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`not JSON: ${r.out}`);
+  }
+};
+
+interface Proposal {
+  id: string;
+  status: string;
+  recordedStatus: string;
+  appliedBlock?: number;
+  applyEnvelope?: string;
+  members: string[];
+  tally: { yes: number; no: number };
+  summary: string[];
+}
+
+const tlsRoots = () =>
+  readdirSync(dataDir)
+    .map((d) => join(dataDir, d, 'ca', 'data', 'tlsca-cert.pem'))
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f, 'utf8'));
+
+async function height(peer: string): Promise<number> {
+  const r = await httpRequest(`${peer}/v1/channels/mychannel/height`, { ca: tlsRoots() });
+  return r.status === 200 ? (JSON.parse(r.body.toString()) as { height: number }).height : -1;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let up = false;
+
+afterAll(async () => {
+  if (up) await run(['network', 'down', '--config', cfg], 120_000);
+  rmSync(work, { recursive: true, force: true });
+}, 150_000);
+
+describe.skipIf(!existsSync(loom))('governance by vote', () => {
+  let invite: Proposal;
+
+  it('brings up a network where Org3 has a CA and a peer outside the channel', async () => {
+    const r = await run(['network', 'up', '--detach', '--config', cfg], 560_000);
+    up = true;
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/chaincode basic: definition 1\.0 sequence 1 committed on mychannel/);
+    expect(r.out).toMatch(/peer0\.org3\.example\.com \(Org3MSP\) ready at .*, in no channel/);
+    expect(await height(ORG3_PEER)).toBe(-1); // not joined
+    // Org3's CA enrolled its admin and its peer
+    expect(existsSync(join(dataDir, 'org3.example.com/users/Admin@org3.example.com/msp/signcerts/cert.pem'))).toBe(
+      true,
+    );
+    expect(existsSync(join(dataDir, 'org3.example.com/peers/peer0.org3.example.com/msp/signcerts/cert.pem'))).toBe(
+      true,
+    );
+  }, 600_000);
+
+  it('Org1 proposes to invite Org3 with its MSP folder and anchor peer', async () => {
+    const msp = join(dataDir, 'org3.example.com/users/Admin@org3.example.com/msp');
+    const args = ['--invite-org', msp, '--msp-id', 'Org3MSP', '--anchor-peer', `127.0.0.1:${9251 + OFFSET}`];
+    const r = await gov(['propose', ...args, '--org', 'Org1MSP', '--duration', '30m', '--description', 'add Org3']);
+    expect(r.code, r.out).toBe(0);
+    invite = json<Proposal>(r);
+    expect(invite).toMatchObject({
+      status: 'IN_PROGRESS',
+      members: ['Org1MSP', 'Org2MSP'],
+      summary: ['invite Org3MSP'],
+    });
+  }, 240_000);
+
+  it('Org1 and Org2 admins vote yes: approved, applied by the peers, recorded once', async () => {
+    const v1 = await gov(['vote', invite.id, 'yes', '--org', 'Org1MSP']);
+    expect(v1.code, v1.out).toBe(0);
+    expect(json<Proposal>(v1)).toMatchObject({ status: 'IN_PROGRESS', tally: { yes: 1 } });
+    // the same org cannot vote twice
+    const again = await gov(['vote', invite.id, 'no', '--org', 'Org1MSP']);
+    expect(again.code).not.toBe(0);
+    expect(again.out).toContain('GOVERNANCE_ALREADY_VOTED');
+
+    const v2 = await gov(['vote', invite.id, 'yes', '--org', 'Org2MSP']);
+    expect(v2.code, v2.out).toBe(0);
+    const applied = json<Proposal>(v2);
+    expect(applied).toMatchObject({ status: 'APPLIED', recordedStatus: 'APPLIED' });
+    expect(applied.appliedBlock).toBeGreaterThan(0);
+    invite = applied;
+
+    const human = await run(['governance', 'list', '--config', cfg]);
+    expect(human.out).toMatch(new RegExp(`${invite.id}\\s+APPLIED\\s+Org1MSP\\s+2/0/2`));
+  }, 420_000);
+
+  it('a proposal cannot be applied twice', async () => {
+    const r = await gov(['apply', invite.id, '--org', 'Org1MSP']);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain('GOVERNANCE_ALREADY_APPLIED');
+    // the approved CONFIG_UPDATE envelope itself, sent again, is refused by the orderer (stale sequence)
+    const again = await httpRequest(`${ORDERER0}/v1/channels/mychannel/broadcast`, {
+      method: 'POST',
+      body: fromBase64(invite.applyEnvelope!),
+      headers: { 'content-type': 'application/octet-stream' },
+      ca: tlsRoots(),
+    });
+    expect(again.status, again.body.toString()).toBe(409);
+    expect(again.body.toString()).toMatch(/CONFIG_(BASE_)?SEQUENCE/);
+  }, 240_000);
+
+  it('Org3’s peer joins, catches up through the config block, and endorses', async () => {
+    const genesis = readFileSync(join(dataDir, 'channels', 'mychannel.genesis.block'));
+    const joined = await httpRequest(`${ORG3_PEER}/v1/channels`, {
+      method: 'POST',
+      body: genesis,
+      headers: { 'content-type': 'application/octet-stream' },
+      ca: tlsRoots(),
+    });
+    expect(joined.status, joined.body.toString()).toBeLessThan(300);
+    const target = await height(ORG1_PEER);
+    expect(target).toBeGreaterThan(invite.appliedBlock!);
+    for (let i = 0; i < 120 && (await height(ORG3_PEER)) < target; i++) await sleep(500);
+    expect(await height(ORG3_PEER)).toBeGreaterThanOrEqual(target);
+
+    // Org3 installs basic and approves the committed definition (the network-config now lists Org3)
+    const dep = await run(['chaincode', 'deploy', '-n', 'basic', '--config', cfgAfter], 180_000);
+    expect(dep.code, dep.out).toBe(0);
+    expect(dep.out).toMatch(/installed on peer0\.org3\.example\.com/);
+    const appr = await run(
+      ['chaincode', 'approve', '-n', 'basic', '-C', 'mychannel', '--org', 'Org3MSP', '--config', cfgAfter],
+      120_000,
+    );
+    expect(appr.code, appr.out).toBe(0);
+
+    // A transaction endorsed by Org3's peer (and Org1's, for MAJORITY of three) commits VALID.
+    const user = join(dataDir, 'org3.example.com/users/User1@org3.example.com/msp');
+    const keyDir = join(user, 'keystore');
+    const g = connect({
+      endpoint: ORG3_PEER,
+      identity: { mspId: 'Org3MSP', credentials: readFileSync(join(user, 'signcerts', 'cert.pem')) },
+      signer: signers.newPrivateKeySigner(readFileSync(join(keyDir, readdirSync(keyDir)[0]!), 'utf8')),
+      tls: { rootCerts: tlsRoots() },
+      endorseOptions: { timeoutMs: 60_000 },
+      commitStatusOptions: { timeoutMs: 60_000 },
+    });
+    try {
+      const contract = g.getNetwork('mychannel').getContract('basic');
+      let committed = false;
+      for (let i = 0; i < 20 && !committed; i++) {
+        try {
+          const tx = await contract.submitAsync('CreateAsset', {
+            arguments: ['gov-asset', 'green', '3', 'Org3', '42'],
+            endorsingOrganizations: ['Org3MSP', 'Org1MSP'],
+          });
+          const status = await tx.getStatus();
+          expect(status.successful).toBe(true);
+          committed = true;
+        } catch (e) {
+          // Org3's approval may still be on its way to its registry
+          if (i === 19) throw e;
+          await sleep(1000);
+        }
+      }
+      const read = new TextDecoder().decode(await contract.evaluateTransaction('ReadAsset', 'gov-asset'));
+      expect(read).toContain('"Owner":"Org3"');
+    } finally {
+      g.close();
+    }
+  }, 480_000);
+
+  it('a vote after the deadline is refused; the expiry is recorded', async () => {
+    const r = await gov(['propose', '--remove-org', 'Org2MSP', '--org', 'Org1MSP', '--duration', '2s']);
+    expect(r.code, r.out).toBe(0);
+    const p = json<Proposal>(r);
+    expect(p.members).toEqual(['Org1MSP', 'Org2MSP', 'Org3MSP']);
+    await sleep(3000);
+    const late = await gov(['vote', p.id, 'yes', '--org', 'Org3MSP']);
+    expect(late.code).not.toBe(0);
+    expect(late.out).toContain('GOVERNANCE_VOTE_AFTER_DEADLINE');
+    const expired = await gov(['expire', p.id, '--org', 'Org2MSP']);
+    expect(expired.code, expired.out).toBe(0);
+    expect(json<Proposal>(expired)).toMatchObject({ status: 'EXPIRED', recordedStatus: 'EXPIRED', tally: { yes: 0 } });
+  }, 300_000);
+
+  it('a rejected proposal is recorded as rejected', async () => {
+    const r = await gov(['propose', '--set', 'batch.maxMessageCount=10', '--org', 'Org3MSP', '--duration', '30m']);
+    expect(r.code, r.out).toBe(0);
+    const p = json<Proposal>(r);
+    expect((await gov(['vote', p.id, 'no', '--org', 'Org1MSP'])).code).toBe(0);
+    const v = await gov(['vote', p.id, 'no', '--org', 'Org2MSP']);
+    expect(v.code, v.out).toBe(0);
+    expect(json<Proposal>(v)).toMatchObject({ status: 'REJECTED', recordedStatus: 'REJECTED', tally: { no: 2 } });
+    const list = json<Proposal[]>(await gov(['list']));
+    expect(list.map((x) => x.status)).toEqual(['APPLIED', 'EXPIRED', 'REJECTED']);
+  }, 360_000);
+});

@@ -1,0 +1,408 @@
+/**
+ * Private data collections on real processes: `loom network up --detach` with three organizations
+ * (Org1 with two peers, Org2, Org3; the `private` sample chaincode whose collections hold Org1 and
+ * Org2 only), TLS on, ports of the default network-config + 3000 plus Org1's second peer and Org3.
+ *
+ * - a private value written by Org1 is nowhere in the Org3 peer's data directory (raw level files
+ *   grepped) while Org3's ledger holds its hash; an Org3 client reading the collection gets an access
+ *   error; Org2 reads it;
+ * - an Org2 peer down during the commit reconciles the value after its restart;
+ * - `blockToLive: 3` data is gone after the 4th block after its own, on every member, history included;
+ *   `purgePrivateData` likewise;
+ * - an endorsement whose collection's `requiredPeerCount` cannot be met fails with
+ *   PRIVDATA_DISSEMINATION_FAILED naming the counts.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomInt } from 'node:crypto';
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Gateway } from '@loom/client';
+import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findOrg, gatewayFor } from '../../packages/cli/src/network/gateway.js';
+import { layout } from '../../packages/cli/src/network/layout.js';
+import { channelLedgerPath } from '../../packages/peer/src/committer/ledger.js';
+import { openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.js';
+import { openLevelKV } from '../../packages/peer/src/ledger/level-kv.js';
+import { PrivateDataStore } from '../../packages/peer/src/privdata/private-store.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const loom = join(root, 'packages/cli/dist/bin/loom.js');
+const PEER_MAIN = join(root, 'packages/peer/dist/main.js');
+const work = mkdtempSync(join(tmpdir(), 'loom-pvt-'));
+const OFFSET = 3000;
+const CHANNEL = 'mychannel';
+const CC = 'private';
+
+/** The default network-config + Org1 peer1 + Org3 (not in the collections), every port + OFFSET. */
+function networkConfig(): string {
+  let text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8');
+  text = text.replace(
+    / {6}# More peers: copy the entry.*\n/,
+    `      - name: peer1
+        host: 127.0.0.1
+        port: 7061
+        p2pPort: 7161
+        chaincodePort: 7062
+        operationsPort: 9442
+`,
+  );
+  text = text.replace(
+    /\nordererOrganization:/,
+    `
+  - mspId: Org3MSP
+    name: Org3
+    domain: org3.example.com
+    ca:
+      host: 127.0.0.1
+      port: 7056
+      admin: { user: admin, secret: adminpw }
+    peers:
+      - name: peer0
+        host: 127.0.0.1
+        port: 7071
+        p2pPort: 7171
+        chaincodePort: 7072
+        operationsPort: 9446
+    anchorPeers: [peer0]
+    policies:
+      Readers: "OR('Org3MSP.admin', 'Org3MSP.peer', 'Org3MSP.client')"
+      Writers: "OR('Org3MSP.admin', 'Org3MSP.client')"
+      Admins: "OR('Org3MSP.admin')"
+      Endorsement: "OR('Org3MSP.peer')"
+
+ordererOrganization:`,
+  );
+  text = text
+    .replace('organizations: [Org1MSP, Org2MSP]', 'organizations: [Org1MSP, Org2MSP, Org3MSP]')
+    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
+    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
+    .replace(/^name: loom$/m, 'name: loompvt');
+  // Only the private sample chaincode, any single org's peer endorses; the collections say who stores.
+  text = text.replace(
+    /\nchaincodes:[\s\S]*$/,
+    `
+chaincodes:
+  - name: ${CC}
+    path: ${join(root, 'chaincode/private')}
+    channel: ${CHANNEL}
+    version: "1.0"
+    sequence: 1
+    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer', 'Org3MSP.peer')"
+    collections: ${join(root, 'chaincode/private/collections_config.json')}
+`,
+  );
+  const file = join(work, 'network.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const dec = new TextDecoder();
+
+/** Every file under `dir` whose raw bytes contain `needle`. */
+function filesContaining(dir: string, needle: string): string[] {
+  const out: string[] = [];
+  const n = Buffer.from(needle);
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile() && readFileSync(p).includes(n)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(500);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+let net: NetworkConfig;
+let configFile: string;
+let up = false;
+const gateways: Gateway[] = [];
+const restarted: ChildProcess[] = [];
+
+const peerDir = (mspId: string, peer: string) => {
+  const org = findOrg(net, mspId);
+  const p = org.peers.find((x) => x.name === peer)!;
+  return layout.nodeDir(net, org, 'peers', p.fqdn);
+};
+
+async function gw(mspId: string, peer = 'peer0'): Promise<Gateway> {
+  const org = findOrg(net, mspId);
+  const g = await gatewayFor(net, org, 'User1', { peer: org.peers.find((p) => p.name === peer)! });
+  gateways.push(g);
+  return g;
+}
+
+const contract = (g: Gateway) => g.getNetwork(CHANNEL).getContract(CC);
+
+function assetProps(id: string, value: number) {
+  return { asset_properties: JSON.stringify({ ID: id, Color: 'blue', Size: 3, AppraisedValue: value }) };
+}
+
+const details = (id: string, value: number) => `{"AppraisedValue":${value},"ID":"${id}"}`;
+const sha256Hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+async function readDetails(g: Gateway, coll: string, id: string): Promise<string> {
+  return dec.decode(await contract(g).evaluate('ReadAssetDetails', { arguments: [coll, id] }));
+}
+
+async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string; all: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { code?: string; message: string; details?: unknown };
+    return {
+      code: err.code ?? '',
+      message: err.message,
+      all: `${err.code} ${err.message} ${JSON.stringify(err.details ?? {})}`,
+    };
+  }
+  throw new Error('expected an error');
+}
+
+function pidOf(name: string): number | undefined {
+  try {
+    const recs = JSON.parse(readFileSync(join(net.dataDir, 'pids.json'), 'utf8')) as { name: string; pid: number }[];
+    return recs.find((r) => r.name === name)?.pid;
+  } catch {
+    return undefined;
+  }
+}
+
+async function stopPid(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 60; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await sleep(250);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+  await sleep(500);
+}
+
+/** A peer started from its launcher-written peer.yaml, in its own process group. */
+function startPeerProcess(dir: string, name: string): ChildProcess {
+  const log = openSync(join(work, `${name}.restarted.log`), 'a');
+  const child = spawn(process.execPath, [PEER_MAIN, '--config', join(dir, 'peer.yaml')], {
+    stdio: ['ignore', log, log],
+    detached: true,
+    env: { ...process.env, LOOM_NODE_NAME: name },
+  });
+  restarted.push(child);
+  return child;
+}
+
+beforeAll(async () => {
+  configFile = networkConfig();
+  net = await loadNetworkConfig(configFile);
+  const r = await run(['network', 'up', '--detach', '--config', configFile], 600_000);
+  up = true;
+  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out.slice(-4000)}`);
+}, 660_000);
+
+afterAll(async () => {
+  for (const g of gateways) g.close();
+  for (const c of restarted) {
+    if (c.pid !== undefined && c.exitCode === null) {
+      // A clean stop ends the peer's chaincode processes too; then the whole group, to be sure.
+      await stopPid(c.pid);
+      try {
+        process.kill(-c.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  if (up) await run(['network', 'down', '--config', configFile], 60_000);
+  rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+describe.skipIf(!existsSync(loom))('private data on a 3-org network (Org3 not in the collection)', () => {
+  const id = `asset-${randomInt(1e9)}`;
+  const value = 700_000_000 + randomInt(99_999_999);
+
+  it('members store the value, Org3 only its hash; Org3 is refused the value', async () => {
+    const org1 = await gw('Org1MSP');
+    await contract(org1).submit('CreateAsset', {
+      arguments: ['assetCollection'],
+      transientData: assetProps(id, value),
+    });
+
+    const org2 = await gw('Org2MSP');
+    expect(await until('Org2 reads the details', () => readDetails(org2, 'assetCollection', id))).toBe(
+      details(id, value),
+    );
+    const org1b = await gw('Org1MSP', 'peer1');
+    expect(await until('Org1 peer1 reads the details', () => readDetails(org1b, 'assetCollection', id))).toBe(
+      details(id, value),
+    );
+
+    const org3 = await gw('Org3MSP');
+    const hash = await until('Org3 has the hash', async () => {
+      const h = dec.decode(
+        await contract(org3).evaluate('GetAssetDetailsHash', { arguments: ['assetCollection', id] }),
+      );
+      return h === '' ? undefined : h;
+    });
+    expect(hash).toBe(sha256Hex(details(id, value)));
+
+    const denied = await errorOf(readDetails(org3, 'assetCollection', id));
+    expect(denied.all).toMatch(/PRIVDATA_ACCESS_DENIED|PRIVDATA_NOT_A_MEMBER/);
+
+    // The plaintext is on the members' disks (positive control for the search) and nowhere on Org3's.
+    expect(filesContaining(join(peerDir('Org1MSP', 'peer0'), 'data'), String(value)).length).toBeGreaterThan(0);
+    expect(filesContaining(join(peerDir('Org3MSP', 'peer0'), 'data'), String(value))).toEqual([]);
+  });
+
+  it('an Org2 peer down during the commit reconciles the value after its restart', async () => {
+    const pid = pidOf('peer0.org2.example.com');
+    expect(pid).toBeDefined();
+    await stopPid(pid!);
+    const id2 = `${id}-late`;
+    const value2 = value + 1;
+    const org1 = await gw('Org1MSP');
+    await contract(org1).submit('CreateAsset', {
+      arguments: ['assetCollection'],
+      transientData: assetProps(id2, value2),
+    });
+    startPeerProcess(peerDir('Org2MSP', 'peer0'), 'peer0.org2.example.com');
+    const org2 = await gw('Org2MSP');
+    expect(await until('Org2 reconciles', () => readDetails(org2, 'assetCollection', id2), 120_000)).toBe(
+      details(id2, value2),
+    );
+  });
+
+  it('blockToLive 3: gone after its 4th following block on every member, history included; purge likewise', async () => {
+    const org1 = await gw('Org1MSP');
+    const org2 = await gw('Org2MSP');
+    const c1 = contract(org1);
+    const idS = `${id}-short`;
+    const valueS = value + 2;
+    await c1.submit('CreateAsset', { arguments: ['shortLivedCollection'], transientData: assetProps(idS, valueS) });
+    await c1.submit('UpdateAssetDetails', {
+      arguments: ['shortLivedCollection'],
+      transientData: assetProps(idS, valueS + 1),
+    });
+    // Written at blocks N and N+1; N+1's value lives through N+4 and is purged when N+5 commits.
+    expect(await until('Org2 has the short-lived value', () => readDetails(org2, 'shortLivedCollection', idS))).toBe(
+      details(idS, valueS + 1),
+    );
+    for (let i = 0; i < 3; i++) await c1.submit('Tick', { arguments: [`${idS}-${i}`] });
+    // Three blocks after the last write: still there.
+    expect(await readDetails(org1, 'shortLivedCollection', idS)).toBe(details(idS, valueS + 1));
+    await c1.submit('Tick', { arguments: [`${idS}-3`] });
+    for (const g of [org1, org2, await gw('Org1MSP', 'peer1')]) {
+      await until('expired on every member', async () => {
+        const e = await errorOf(readDetails(g, 'shortLivedCollection', idS));
+        return /no private details/.test(e.all) ? true : undefined;
+      });
+    }
+    const org3 = await gw('Org3MSP');
+    expect(
+      dec.decode(await contract(org3).evaluate('GetAssetDetailsHash', { arguments: ['shortLivedCollection', idS] })),
+    ).toBe('');
+
+    // purgePrivateData: current value and history removed on every member.
+    const idP = `${id}-purge`;
+    const valueP = value + 10;
+    await c1.submit('CreateAsset', { arguments: ['assetCollection'], transientData: assetProps(idP, valueP) });
+    await c1.submit('UpdateAssetDetails', {
+      arguments: ['assetCollection'],
+      transientData: assetProps(idP, valueP + 1),
+    });
+    expect(await until('Org2 has the value to purge', () => readDetails(org2, 'assetCollection', idP))).toBe(
+      details(idP, valueP + 1),
+    );
+    await c1.submit('PurgeAssetDetails', { arguments: ['assetCollection', idP] });
+    for (const g of [org1, org2]) {
+      await until('purged on every member', async () => {
+        const e = await errorOf(readDetails(g, 'assetCollection', idP));
+        return /no private details/.test(e.all) ? true : undefined;
+      });
+    }
+
+    // History: stop the members and look into their private stores and state on disk.
+    const members: [string, string, string][] = [
+      ['Org1MSP', 'peer0', 'peer0.org1.example.com'],
+      ['Org1MSP', 'peer1', 'peer1.org1.example.com'],
+    ];
+    for (const [mspId, peer, name] of members) {
+      const pid = pidOf(name);
+      if (pid) await stopPid(pid);
+      const kv = await openLevelKV(channelLedgerPath(join(peerDir(mspId, peer), 'data'), CHANNEL));
+      try {
+        const stores = await openLedgerStores(kv);
+        const store = new PrivateDataStore(kv.sublevel('pvt'), stores.state);
+        expect(await store.history(CC, 'shortLivedCollection', idS)).toEqual([]);
+        expect(await store.history(CC, 'assetCollection', idP)).toEqual([]);
+        // The long-lived value is still there, with its history (the store really keeps history).
+        expect((await store.history(CC, 'assetCollection', id)).length).toBe(1);
+        const live: string[] = [];
+        for await (const [, v] of kv.iterate()) {
+          const s = Buffer.from(v).toString('latin1');
+          for (const x of [valueS, valueS + 1, valueP, valueP + 1]) if (s.includes(String(x))) live.push(String(x));
+        }
+        expect(live).toEqual([]);
+      } finally {
+        await kv.close();
+      }
+    }
+  });
+
+  it('an endorsement whose requiredPeerCount cannot be met fails with PRIVDATA_DISSEMINATION_FAILED', async () => {
+    const org2 = await gw('Org2MSP');
+    const e = await errorOf(
+      contract(org2).submit('CreateAsset', {
+        arguments: ['unreachableCollection'],
+        transientData: assetProps(`${id}-nope`, value + 20),
+      }),
+    );
+    expect(e.all).toMatch(/PRIVDATA_DISSEMINATION_FAILED/);
+    expect(e.all).toMatch(/required 9/);
+  });
+});

@@ -1,0 +1,362 @@
+/**
+ * Mutual TLS on a launched network (real CA, orderer and peer processes; `tls.clientAuthRequired:
+ * true`), on the default ports + 15500:
+ * - a client without a certificate is refused at the gateway, the orderer and the orderer's admin
+ *   listener with a TLS error (not a hang), and so is one whose certificate comes from an unknown
+ *   TLS CA; each refusal is counted on the node's /metrics and the node keeps serving;
+ * - transactions succeed with the certificates the launcher enrolled;
+ * - `loom certs renew` of a peer's and an orderer's TLS pair while 10 closed-loop clients submit
+ *   for 20 s: zero failed transactions, and the new certificates are served (serial read with
+ *   tls.connect) and exposed by the expiry gauge on /metrics;
+ * - `loom certs check --within 30` exits 1 naming a short-lived certificate made here, and only it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { connect, type Gateway, signers } from '@loom/client';
+import { createHttpsClient } from '@loom/common/tls/index';
+import { createTestTlsCa } from '@loom/common/tls/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { checkCertificates } from '../../packages/cli/src/commands/certs.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const loom = join(root, 'packages/cli/dist/bin/loom.js');
+const work = mkdtempSync(join(tmpdir(), 'loom-tls-'));
+const data = join(work, 'data');
+const OFFSET = 15500;
+const port = (p: number) => p + OFFSET;
+
+const PEER1 = {
+  fqdn: 'peer0.org1.example.com',
+  port: port(7051),
+  ops: port(9441),
+  chaincode: port(7052),
+  domain: 'org1.example.com',
+};
+const PEER2 = { port: port(8051), ops: port(9451) };
+const ORDERER0 = { fqdn: 'orderer0.example.com', port: port(7050), admin: port(7053), ops: port(9443) };
+const CA1 = { port: port(7054) };
+
+/**
+ * The default network-config, shifted to this suite's ports, with mutual TLS required and one
+ * orderer instead of three (the suite is about TLS, and a loaded machine starts it faster).
+ */
+function config(): string {
+  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
+    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
+    .replace(/^dataDir: .*$/m, `dataDir: ${data}`)
+    .replace(/clientAuthRequired: false/, 'clientAuthRequired: true')
+    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
+  const doc = parseYaml(text) as {
+    ordererOrganization: { orderers: unknown[] };
+    channels: { consenters: string[] }[];
+  };
+  doc.ordererOrganization.orderers = doc.ordererOrganization.orderers.slice(0, 1);
+  for (const c of doc.channels) c.consenters = ['orderer0'];
+  const file = join(work, 'net.yaml');
+  writeFileSync(file, toYaml(doc));
+  return file;
+}
+const configFile = config();
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+  });
+}
+
+const read = (...p: string[]) => readFileSync(join(data, ...p), 'utf8');
+const tlsRoots = () =>
+  ['org1.example.com', 'org2.example.com', 'example.com'].map((d) => read(d, 'ca', 'data', 'tlsca-cert.pem'));
+const userTls = (user: string) => ({
+  cert: read(PEER1.domain, 'users', `${user}@${PEER1.domain}`, 'tls', 'client.crt'),
+  key: read(PEER1.domain, 'users', `${user}@${PEER1.domain}`, 'tls', 'client.key'),
+});
+
+async function gateway(): Promise<Gateway> {
+  const msp = join(data, PEER1.domain, 'users', `User1@${PEER1.domain}`, 'msp');
+  const keyDir = join(msp, 'keystore');
+  const { readdirSync } = await import('node:fs');
+  const keyFile = readdirSync(keyDir).sort()[0]!;
+  const tls = userTls('User1');
+  return connect({
+    endpoint: `https://127.0.0.1:${PEER1.port}`,
+    identity: {
+      mspId: 'Org1MSP',
+      credentials: new TextEncoder().encode(readFileSync(join(msp, 'signcerts', 'cert.pem'), 'utf8')),
+    },
+    signer: signers.newPrivateKeySigner(readFileSync(join(keyDir, keyFile), 'utf8')),
+    tls: { rootCerts: tlsRoots(), clientCert: tls.cert, clientKey: tls.key },
+    endorseOptions: { timeoutMs: 60_000 },
+    submitOptions: { timeoutMs: 60_000 },
+    commitStatusOptions: { timeoutMs: 60_000 },
+    evaluateOptions: { timeoutMs: 60_000 },
+  });
+}
+
+/** The serial (lowercase hex, no leading zeros) of the certificate `port` serves to a proper client. */
+function servedSerial(p: number): Promise<string> {
+  const tls = userTls('User1');
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port: p,
+      ca: tlsRoots(),
+      cert: tls.cert,
+      key: tls.key,
+      servername: 'localhost',
+    });
+    const t = setTimeout(() => s.destroy(new Error('tls.connect timed out')), 15_000);
+    s.once('secureConnect', () => {
+      clearTimeout(t);
+      const serial = s.getPeerCertificate().serialNumber.toLowerCase().replace(/^0+/, '');
+      s.end();
+      resolve(serial);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+/** How a TLS connection to `p` without the right client certificate ends: an error code, or `closed`. */
+function chaincodePortAnswer(p: number, client: { cert?: string; key?: string }): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: p, rejectUnauthorized: false, ...client });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve('hang');
+    }, 15_000);
+    const done = (what: string) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(what);
+    };
+    s.once('secureConnect', () => s.write(Buffer.from([0, 0, 0, 4, 1, 2, 3, 4])));
+    s.once('data', () => done('answered'));
+    s.once('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+    s.once('close', () => done('closed'));
+  });
+}
+
+async function metrics(opsPort: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${opsPort}/metrics`, { signal: AbortSignal.timeout(15_000) });
+  return r.text();
+}
+
+/** A refused request: how it failed and how long it took. */
+async function refusal(url: string, client: { cert?: string; key?: string }): Promise<{ code: string; ms: number }> {
+  const c = createHttpsClient({ ca: tlsRoots(), ...client, timeoutMs: 20_000 });
+  const started = Date.now();
+  try {
+    const r = await c.request({ url, method: 'POST', body: new Uint8Array([1]) });
+    return { code: `answered HTTP ${r.status}`, ms: Date.now() - started };
+  } catch (e) {
+    return { code: (e as { code?: string }).code ?? String(e), ms: Date.now() - started };
+  } finally {
+    c.close();
+  }
+}
+
+let upOk = false;
+
+beforeAll(async () => {
+  const up = await run(['network', 'up', '--detach', '--config', configFile], 360_000);
+  if (up.code !== 0) throw new Error(`network up failed:\n${up.out}`);
+  upOk = true;
+}, 380_000);
+
+afterAll(async () => {
+  await run(['network', 'down', '--config', configFile], 60_000);
+  rmSync(work, { recursive: true, force: true });
+}, 90_000);
+
+describe.skipIf(!existsSync(loom))('mutual TLS on a launched network', () => {
+  it('refuses a client without a certificate at the gateway and the orderer with a TLS error', async () => {
+    expect(upOk).toBe(true);
+    const urls = [
+      `https://127.0.0.1:${PEER1.port}/v1/gateway/evaluate`,
+      `https://127.0.0.1:${ORDERER0.port}/v1/channels/mychannel/broadcast`,
+      `https://127.0.0.1:${ORDERER0.admin}/participation/v1/channels`,
+    ];
+    for (const url of urls) {
+      const r = await refusal(url, {});
+      expect(r.code, url).toBe('TLS_HANDSHAKE_REFUSED');
+      expect(r.ms, url).toBeLessThan(20_000);
+    }
+    expect(await metrics(PEER1.ops)).toMatch(
+      /loom_tls_handshake_failures_total\{reason="no_client_certificate"\} [1-9]/,
+    );
+    expect(await metrics(ORDERER0.ops)).toMatch(
+      /loom_tls_handshake_failures_total\{reason="no_client_certificate"\} [1-9]/,
+    );
+    expect(read('logs', `${PEER1.fqdn}.log`)).toMatch(/TLS handshake refused: no_client_certificate/);
+  }, 120_000);
+
+  it('refuses a client certificate from an unknown TLS CA', async () => {
+    const foreign = await createTestTlsCa('IntruderMSP');
+    const pair = await foreign.issue({ cn: 'intruder' });
+    for (const url of [
+      `https://127.0.0.1:${PEER1.port}/v1/gateway/evaluate`,
+      `https://127.0.0.1:${ORDERER0.port}/v1/channels/mychannel/broadcast`,
+    ]) {
+      const r = await refusal(url, { cert: pair.certPem, key: pair.keyPem });
+      expect(r.code, url).toBe('TLS_HANDSHAKE_REFUSED');
+    }
+    expect(await metrics(PEER1.ops)).toMatch(/loom_tls_handshake_failures_total\{reason="unknown_ca"\} [1-9]/);
+    expect(await metrics(ORDERER0.ops)).toMatch(/loom_tls_handshake_failures_total\{reason="unknown_ca"\} [1-9]/);
+  }, 120_000);
+
+  it("the chaincode port refuses a client without a certificate from the peer's chaincode CA", async () => {
+    expect(await chaincodePortAnswer(PEER1.chaincode, {})).toMatch(/^(ERR_SSL_|ECONNRESET|closed)/);
+    // A certificate from the org's TLS CA is not one the peer issued for a chaincode.
+    const org = userTls('User1');
+    expect(await chaincodePortAnswer(PEER1.chaincode, { cert: org.cert, key: org.key })).toMatch(
+      /^(ERR_SSL_|ECONNRESET|closed)/,
+    );
+  }, 60_000);
+
+  it('serves transactions to clients with proper certificates', async () => {
+    const g = await gateway();
+    try {
+      const contract = g.getNetwork('mychannel').getContract('basic');
+      await contract.submitTransaction('CreateAsset', 'tls-a1', 'blue', '5', 'Tomoko', '300');
+      const asset = JSON.parse(new TextDecoder().decode(await contract.evaluateTransaction('ReadAsset', 'tls-a1')));
+      expect(asset).toMatchObject({ ID: 'tls-a1', Owner: 'Tomoko' });
+    } finally {
+      g.close();
+    }
+    // basic ran as a process that connected to the peer's chaincode port over mutual TLS, with a
+    // client pair the peer issued for it.
+    const ccTls = join(data, PEER1.domain, 'peers', PEER1.fqdn, 'data', 'chaincode-tls');
+    expect(existsSync(ccTls)).toBe(true);
+    expect(read('logs', `${PEER1.fqdn}.log`)).toMatch(/chaincode registered/);
+    // A CLI command calling a peer's admin route directly presents the admin's TLS client pair.
+    const installed = await run(['--json', 'chaincode', 'queryinstalled', '--config', configFile], 90_000);
+    expect(installed.code, installed.out).toBe(0);
+    expect(installed.out).toMatch(/basic_1\.0/);
+    // Org2's peer (endorsing over mutual TLS for the gateway) serves its own clients too.
+    const r = await refusal(`https://127.0.0.1:${PEER2.port}/v1/gateway/evaluate`, userTls('User1'));
+    expect(r.code).toMatch(/^answered HTTP [45]\d\d$/);
+  }, 180_000);
+
+  it('renews a peer and an orderer TLS certificate under load with zero failed transactions', async () => {
+    const before = { peer: await servedSerial(PEER1.port), orderer: await servedSerial(ORDERER0.port) };
+    const DURATION_MS = 20_000;
+    const CLIENTS = 10;
+    const stopAt = Date.now() + DURATION_MS;
+    const failures: string[] = [];
+    let committed = 0;
+    let seq = 0;
+    // Half the clients keep their connections; half connect anew for every transaction, so TLS
+    // handshakes keep happening while the certificates change.
+    const worker = async (w: number) => {
+      const fresh = w % 2 === 1;
+      let g = fresh ? undefined : await gateway();
+      try {
+        for (let i = 0; i < 10_000 && Date.now() < stopAt; i++) {
+          const gw = g ?? (await gateway());
+          const id = `load-${w}-${seq++}`;
+          try {
+            await gw
+              .getNetwork('mychannel')
+              .getContract('basic')
+              .submitTransaction('CreateAsset', id, 'red', '1', 'L', '1');
+            committed++;
+          } catch (e) {
+            failures.push(`${id}: ${(e as Error).message}`);
+          } finally {
+            if (fresh) gw.close();
+          }
+        }
+      } finally {
+        g?.close();
+        g = undefined;
+      }
+    };
+    const renewals = (async () => {
+      await new Promise((r) => setTimeout(r, 5_000));
+      const peer = await run(
+        ['--json', 'certs', 'renew', '--config', configFile, '--node', PEER1.fqdn, '--tls'],
+        60_000,
+      );
+      await new Promise((r) => setTimeout(r, 3_000));
+      const orderer = await run(
+        ['--json', 'certs', 'renew', '--config', configFile, '--node', ORDERER0.fqdn, '--tls'],
+        60_000,
+      );
+      return { peer, orderer };
+    })();
+    const [, renewed] = await Promise.all([
+      Promise.all(Array.from({ length: CLIENTS }, (_, w) => worker(w))),
+      renewals,
+    ]);
+    expect(renewed.peer.code, renewed.peer.out).toBe(0);
+    expect(renewed.orderer.code, renewed.orderer.out).toBe(0);
+    const peerSerial = (JSON.parse(renewed.peer.out) as { serial: string; previousSerial: string }).serial;
+    const ordererSerial = (JSON.parse(renewed.orderer.out) as { serial: string }).serial;
+    console.log(`renew under load: ${committed} committed, ${failures.length} failed`);
+    expect(failures).toEqual([]);
+    expect(committed).toBeGreaterThan(0);
+    expect(peerSerial).not.toBe(before.peer);
+    expect(ordererSerial).not.toBe(before.orderer);
+
+    // The new pairs are served without a restart (the file watcher has had seconds to reload).
+    expect(await servedSerial(PEER1.port)).toBe(peerSerial);
+    expect(await servedSerial(ORDERER0.port)).toBe(ordererSerial);
+    expect(await servedSerial(ORDERER0.admin)).toBe(ordererSerial);
+
+    // The expiry gauge follows the served certificate.
+    const gauge = (text: string, name: string, serial: string) =>
+      new RegExp(`loom_certificate_expiry_seconds\\{name="${name}",[^}]*serial="${serial}"\\} (\\d+)`).exec(text);
+    const peerGauge = gauge(await metrics(PEER1.ops), 'tls-peer', peerSerial);
+    expect(peerGauge).not.toBeNull();
+    expect(Number(peerGauge![1])).toBeGreaterThan(300 * 86_400);
+    expect(gauge(await metrics(ORDERER0.ops), 'tls-orderer', ordererSerial)).not.toBeNull();
+    expect(read('logs', `${PEER1.fqdn}.log`)).toContain(`"serial":"${peerSerial}"`);
+  }, 240_000);
+
+  it('exposes the expiry gauge on every node, and the CA on its own listener', async () => {
+    for (const ops of [PEER1.ops, PEER2.ops, ORDERER0.ops]) {
+      const text = await metrics(ops);
+      expect(text).toMatch(/loom_certificate_expiry_seconds\{name="tls-(peer|orderer)",/);
+      expect(text).toMatch(/loom_certificate_expiry_seconds\{name="enrollment",/);
+    }
+    const c = createHttpsClient({ ca: tlsRoots(), timeoutMs: 20_000 });
+    try {
+      const r = await c.request({ url: `https://127.0.0.1:${CA1.port}/metrics` });
+      expect(r.body.toString()).toMatch(/loom_certificate_expiry_seconds\{name="tls-ca",/);
+    } finally {
+      c.close();
+    }
+  }, 60_000);
+
+  it('loom certs check --within 30 exits 1 listing only a certificate that expires soon', async () => {
+    const ca = await createTestTlsCa('Org1MSP');
+    const short = await ca.issue({
+      cn: 'short-lived.org1.example.com',
+      notAfter: new Date(Date.now() + 3 * 86_400_000),
+    });
+    mkdirSync(join(data, 'short-lived'), { recursive: true });
+    writeFileSync(join(data, 'short-lived', 'server.crt'), short.certPem);
+    const soon = await run(['certs', 'check', '--data', data, '--within', '30'], 60_000);
+    expect(soon.code, soon.out).toBe(1);
+    expect(soon.out).toMatch(/WARN .*short-lived.*CN=short-lived\.org1\.example\.com/);
+    expect(soon.out).toMatch(/1 certificate, 1 expiring within 30 days/);
+    const quiet = await checkCertificates({ data, warnDays: 30, withinDays: 1 });
+    expect(quiet.exitCode, quiet.output).toBe(0);
+  }, 120_000);
+});
