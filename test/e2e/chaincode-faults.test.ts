@@ -17,8 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { EndorseError, EvaluateError, type Gateway, GatewayError } from '@loom/client';
 import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gatewayFor } from '../../packages/cli/src/network/gateway.js';
+import { gatewayFor, networkTlsRoots } from '../../packages/cli/src/network/gateway.js';
 import { httpRequest } from '../../packages/cli/src/network/http.js';
+import { operationsUrl } from '../../packages/cli/src/network/up.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const loom = join(root, 'packages/cli/dist/bin/loom.js');
@@ -104,7 +105,11 @@ const peerPids = () =>
 /** The peer still answers and still commits: an ordinary write of `faulty` and one of `basic`. */
 async function peerStillServes(tag: string): Promise<void> {
   const org1 = net.organizations[0]!.peers[0]!;
-  const health = await httpRequest(`http://${org1.host}:${org1.operationsPort}/healthz`, { timeoutMs: 10_000 });
+  // The launcher serves operations over TLS (tls.operations): trust the network's TLS roots.
+  const health = await httpRequest(`${operationsUrl(net, org1)}/healthz`, {
+    ca: await networkTlsRoots(net),
+    timeoutMs: 10_000,
+  });
   expect(health.status).toBe(200);
   expect(peerPids().every(alive)).toBe(true);
   await faulty().submitTransaction('Put', `k-${tag}`, `v-${tag}`);

@@ -329,9 +329,14 @@ describe.skipIf(!existsSync(loom))('private data on a 3-org network (Org3 not in
       transientData: assetProps(idS, valueS + 1),
     });
     // Written at blocks N and N+1; N+1's value lives through N+4 and is purged when N+5 commits.
-    expect(await until('Org2 has the short-lived value', () => readDetails(org2, 'shortLivedCollection', idS))).toBe(
-      details(idS, valueS + 1),
-    );
+    // Org2's peer may commit the update a moment after Org1's (the submit waited on Org1's peer).
+    const wantS = details(idS, valueS + 1);
+    expect(
+      await until('Org2 has the short-lived value', async () => {
+        const v = await readDetails(org2, 'shortLivedCollection', idS);
+        return v === wantS ? v : undefined;
+      }),
+    ).toBe(wantS);
     for (let i = 0; i < 3; i++) await c1.submit('Tick', { arguments: [`${idS}-${i}`] });
     // Three blocks after the last write: still there.
     expect(await readDetails(org1, 'shortLivedCollection', idS)).toBe(details(idS, valueS + 1));
@@ -355,9 +360,13 @@ describe.skipIf(!existsSync(loom))('private data on a 3-org network (Org3 not in
       arguments: ['assetCollection'],
       transientData: assetProps(idP, valueP + 1),
     });
-    expect(await until('Org2 has the value to purge', () => readDetails(org2, 'assetCollection', idP))).toBe(
-      details(idP, valueP + 1),
-    );
+    const wantP = details(idP, valueP + 1);
+    expect(
+      await until('Org2 has the value to purge', async () => {
+        const v = await readDetails(org2, 'assetCollection', idP);
+        return v === wantP ? v : undefined;
+      }),
+    ).toBe(wantP);
     await c1.submit('PurgeAssetDetails', { arguments: ['assetCollection', idP] });
     for (const g of [org1, org2]) {
       await until('purged on every member', async () => {

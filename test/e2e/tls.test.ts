@@ -8,10 +8,15 @@
  * - `loom certs renew` of a peer's and an orderer's TLS pair while 10 closed-loop clients submit
  *   for 20 s: zero failed transactions, and the new certificates are served (serial read with
  *   tls.connect) and exposed by the expiry gauge on /metrics;
- * - `loom certs check --within 30` exits 1 naming a short-lived certificate made here, and only it.
+ * - `loom certs check --within 30` exits 1 naming a short-lived certificate made here, and only it;
+ * - every listener of the network (each CA, the orderer's public, admin and operations ports, each
+ *   peer's API, operations and chaincode ports) answers only over TLS: plain HTTP gets no answer,
+ *   HTTPS trusting the network's TLS roots (with a client pair where mutual TLS is required) does,
+ *   and the operations ports refuse a client trusting another CA.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as plainRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -37,9 +42,16 @@ const PEER1 = {
   chaincode: port(7052),
   domain: 'org1.example.com',
 };
-const PEER2 = { port: port(8051), ops: port(9451) };
+const PEER2 = {
+  fqdn: 'peer0.org2.example.com',
+  port: port(8051),
+  ops: port(9451),
+  chaincode: port(8052),
+  domain: 'org2.example.com',
+};
 const ORDERER0 = { fqdn: 'orderer0.example.com', port: port(7050), admin: port(7053), ops: port(9443) };
 const CA1 = { port: port(7054) };
+const CAS = [CA1.port, port(8054), port(9054)];
 
 /**
  * The default network-config, shifted to this suite's ports, with mutual TLS required and one
@@ -88,7 +100,6 @@ const userTls = (user: string) => ({
 async function gateway(): Promise<Gateway> {
   const msp = join(data, PEER1.domain, 'users', `User1@${PEER1.domain}`, 'msp');
   const keyDir = join(msp, 'keystore');
-  const { readdirSync } = await import('node:fs');
   const keyFile = readdirSync(keyDir).sort()[0]!;
   const tls = userTls('User1');
   return connect({
@@ -152,9 +163,82 @@ function chaincodePortAnswer(p: number, client: { cert?: string; key?: string })
   });
 }
 
+/** An HTTPS request trusting the network's TLS roots: its status, or how it failed (error code). */
+async function httpsAnswer(
+  url: string,
+  options: { client?: { cert: string; key: string }; ca?: string[]; method?: string; body?: Uint8Array } = {},
+): Promise<string> {
+  const c = createHttpsClient({ ca: options.ca ?? tlsRoots(), ...(options.client ?? {}), timeoutMs: 20_000 });
+  try {
+    const r = await c.request({
+      url,
+      method: options.method ?? 'GET',
+      ...(options.body ? { body: options.body } : {}),
+    });
+    return `HTTP ${r.status}`;
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  } finally {
+    c.close();
+  }
+}
+
+/** Operations endpoints of launched nodes are HTTPS (network-config `tls.operations`), without mutual TLS. */
 async function metrics(opsPort: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${opsPort}/metrics`, { signal: AbortSignal.timeout(15_000) });
-  return r.text();
+  const c = createHttpsClient({ ca: tlsRoots(), timeoutMs: 15_000 });
+  try {
+    const r = await c.request({ url: `https://127.0.0.1:${opsPort}/metrics` });
+    expect(r.status).toBe(200);
+    return r.body.toString();
+  } finally {
+    c.close();
+  }
+}
+
+/** What a plain-HTTP request to `p` gets: `answered HTTP <status>`, or how it failed (code, `timeout`). */
+function plainHttpAnswer(p: number): Promise<string> {
+  return new Promise((resolve) => {
+    const req = plainRequest({ host: '127.0.0.1', port: p, path: '/healthz', agent: false, timeout: 15_000 }, (res) => {
+      res.resume();
+      resolve(`answered HTTP ${res.statusCode}`);
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve('timeout');
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    req.end();
+  });
+}
+
+/** A TLS handshake with the chaincode port, as a chaincode process of `peer` makes it (its files). */
+function chaincodeTlsHandshake(peer: { domain: string; fqdn: string; chaincode: number }): Promise<string> {
+  const base = join(data, peer.domain, 'peers', peer.fqdn, 'data', 'chaincode-tls');
+  const pkg = readdirSync(base).sort()[0]!;
+  const file = (f: string) => readFileSync(join(base, pkg, f), 'utf8');
+  return new Promise((resolve) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port: peer.chaincode,
+      ca: [file('root.crt')],
+      cert: file('client.crt'),
+      key: file('client.key'),
+    });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve('timeout');
+    }, 15_000);
+    s.once('secureConnect', () => {
+      clearTimeout(t);
+      const ok = s.authorized;
+      s.end();
+      resolve(ok ? 'secure' : `unauthorized: ${String(s.authorizationError)}`);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      resolve(e.code ?? e.message);
+    });
+  });
 }
 
 /** A refused request: how it failed and how long it took. */
@@ -253,6 +337,80 @@ describe.skipIf(!existsSync(loom))('mutual TLS on a launched network', () => {
     expect(r.code).toMatch(/^answered HTTP [45]\d\d$/);
   }, 180_000);
 
+  it('every listener answers only over TLS: plain HTTP fails, HTTPS with the network TLS roots succeeds', async () => {
+    const ordererAdminTls = {
+      cert: read('example.com', 'users', 'Admin@example.com', 'tls', 'client.crt'),
+      key: read('example.com', 'users', 'Admin@example.com', 'tls', 'client.key'),
+    };
+    const listeners: { name: string; port: number; https: () => Promise<string>; expected: RegExp }[] = [
+      ...CAS.map((p) => ({
+        name: `CA :${p}`,
+        port: p,
+        https: () => httpsAnswer(`https://127.0.0.1:${p}/healthz`),
+        expected: /^HTTP 200$/,
+      })),
+      {
+        name: 'orderer public',
+        port: ORDERER0.port,
+        // A malformed envelope: refused by the orderer itself, after TLS and HTTP went through.
+        https: () =>
+          httpsAnswer(`https://127.0.0.1:${ORDERER0.port}/v1/channels/mychannel/broadcast`, {
+            client: userTls('User1'),
+            method: 'POST',
+            body: new Uint8Array([1]),
+          }),
+        expected: /^HTTP 4\d\d$/,
+      },
+      {
+        name: 'orderer admin',
+        port: ORDERER0.admin,
+        https: () =>
+          httpsAnswer(`https://127.0.0.1:${ORDERER0.admin}/participation/v1/channels`, { client: ordererAdminTls }),
+        expected: /^HTTP 200$/,
+      },
+      ...[PEER1, PEER2].map((p) => ({
+        name: `${p.fqdn} API`,
+        port: p.port,
+        https: () =>
+          httpsAnswer(`https://127.0.0.1:${p.port}/v1/channels/mychannel/height`, { client: userTls('User1') }),
+        expected: /^HTTP 200$/,
+      })),
+      ...[ORDERER0.ops, PEER1.ops, PEER2.ops].map((p) => ({
+        name: `operations :${p}`,
+        port: p,
+        // No client certificate: the operations listeners are TLS without client authentication.
+        https: () => httpsAnswer(`https://127.0.0.1:${p}/healthz`),
+        expected: /^HTTP 200$/,
+      })),
+      ...[PEER1, PEER2].map((p) => ({
+        name: `${p.fqdn} chaincode`,
+        port: p.chaincode,
+        https: () => chaincodeTlsHandshake(p),
+        expected: /^secure$/,
+      })),
+    ];
+    const seen: string[] = [];
+    for (const l of listeners) {
+      const plain = await plainHttpAnswer(l.port);
+      const secure = await l.https();
+      seen.push(`${l.name}: plain ${plain}, TLS ${secure}`);
+      // No HTTP answer to plain HTTP, and not because nothing listens (ECONNREFUSED) or it hung.
+      expect(plain, l.name).toMatch(/^(ECONNRESET|EPIPE|HPE_[A-Z_]+)$/);
+      expect(secure, l.name).toMatch(l.expected);
+    }
+    console.log(seen.join('\n'));
+    // The operations ports serve the node's certificate from the org's TLS CA: a client trusting
+    // another CA refuses them.
+    const foreign = await createTestTlsCa('ForeignMSP');
+    for (const p of [ORDERER0.ops, PEER1.ops, PEER2.ops]) {
+      expect(await httpsAnswer(`https://127.0.0.1:${p}/healthz`, { ca: [foreign.certPem] }), `:${p}`).toBe(
+        'TLS_SERVER_UNTRUSTED',
+      );
+    }
+    // Plain HTTP sent to a TLS port is a refused handshake the node counts.
+    expect(await metrics(PEER1.ops)).toMatch(/loom_tls_handshake_failures_total\{reason="protocol"\} [1-9]/);
+  }, 180_000);
+
   it('renews a peer and an orderer TLS certificate under load with zero failed transactions', async () => {
     const before = { peer: await servedSerial(PEER1.port), orderer: await servedSerial(ORDERER0.port) };
     const DURATION_MS = 20_000;
@@ -318,6 +476,9 @@ describe.skipIf(!existsSync(loom))('mutual TLS on a launched network', () => {
     expect(await servedSerial(PEER1.port)).toBe(peerSerial);
     expect(await servedSerial(ORDERER0.port)).toBe(ordererSerial);
     expect(await servedSerial(ORDERER0.admin)).toBe(ordererSerial);
+    // The operations listeners serve the same (renewed) pair.
+    expect(await servedSerial(PEER1.ops)).toBe(peerSerial);
+    expect(await servedSerial(ORDERER0.ops)).toBe(ordererSerial);
 
     // The expiry gauge follows the served certificate.
     const gauge = (text: string, name: string, serial: string) =>

@@ -3,9 +3,10 @@ import { registerBenchCommand } from './commands/bench.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertsCommands } from './commands/certs.js';
 import { registerChaincodeCommands } from './commands/chaincode.js';
-import { registerChannelCommands } from './commands/channel.js';
+import { registerChannelCommands, registerChannelMembershipCommands } from './commands/channel.js';
 import { registerChaincodePackageCommand } from './commands/chaincode-package.js';
 import { registerComposeCommands } from './commands/compose.js';
+import { registerEventsCommands } from './commands/events.js';
 import { registerGovernanceCommands } from './commands/governance.js';
 import { registerLedgerCommands } from './commands/ledger.js';
 import { registerNetworkCommands } from './commands/network.js';
@@ -25,7 +26,9 @@ export function buildCli(): Command {
   registerChaincodePackageCommand(program);
   registerChaincodeCommands(program);
   registerChannelCommands(program);
+  registerChannelMembershipCommands(program);
   registerGovernanceCommands(program);
+  registerEventsCommands(program);
   registerBenchCommand(program);
   return program;
 }

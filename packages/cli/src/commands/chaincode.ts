@@ -4,7 +4,7 @@
  * local network. Identities (`--org Org1MSP --user User1|Admin`) and TLS roots come from the
  * network's data directory; the gateway is the organization's first peer unless `--peer` names one.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Gateway, GatewayError } from '@loom/client';
 import { LoomError, type NetworkConfig, type NetworkPeerOrganization } from '@loom/common';
@@ -17,6 +17,7 @@ import {
   queryInstalled,
 } from '../network/deploy.js';
 import { findOrg, gatewayFor, networkTlsRoots, peerUrl, requireNetworkData } from '../network/gateway.js';
+import { httpRequest } from '../network/http.js';
 import { output } from '../output.js';
 import { chaincodeCommand } from './chaincode-package.js';
 import { DEFAULT_CONFIG, loadConfig, progressPrinter } from './network.js';
@@ -85,6 +86,40 @@ function definitionFrom(net: NetworkConfig, opts: DefOpts): DefinitionInput {
   if (policy) def.endorsementPolicy = policy;
   if (opts.initRequired) def.initRequired = true;
   return def;
+}
+
+/** A `--package-id` as `<label>:<sha256 hex>`. */
+export function parsePackageIdArg(id: string): string {
+  const v = id.trim();
+  if (!/^[A-Za-z0-9_.+-]+:[0-9a-f]{64}$/.test(v)) {
+    throw new LoomError(
+      'INVALID_ARGUMENT',
+      `--package-id must be <label>:<sha256 hex> as \`loom chaincode queryinstalled\` prints it, not '${id}'`,
+    );
+  }
+  return v;
+}
+
+/** One installed package's bytes, through the peer's admin route (localhost only). */
+async function getInstalledPackage(url: string, packageId: string, tlsRoots: string[]): Promise<Uint8Array> {
+  let r: Awaited<ReturnType<typeof httpRequest>>;
+  try {
+    r = await httpRequest(`${url}/v1/admin/chaincodes/${encodeURIComponent(packageId)}`, {
+      ca: tlsRoots,
+      timeoutMs: 60_000,
+    });
+  } catch (e) {
+    throw new LoomError('PEER_UNAVAILABLE', `peer ${url} is unreachable: ${(e as Error).message}`);
+  }
+  if (r.status === 200) return new Uint8Array(r.body);
+  let code = r.status === 404 ? 'PEER_ROUTE_MISSING' : 'PEER_REQUEST_FAILED';
+  let message = `HTTP ${r.status} ${r.body.toString().slice(0, 300)}`;
+  try {
+    const j = JSON.parse(r.body.toString()) as { code?: string; message?: string };
+    if (j.code) code = j.code;
+    if (j.message) message = j.message;
+  } catch {}
+  throw new LoomError(code, `getinstalledpackage on ${url}: ${message}`, { httpStatus: r.status });
 }
 
 /** Fabric's `-c '{"function":"F","Args":[...]}'` (also `{"Args":["F", ...]}`). */
@@ -193,6 +228,32 @@ export function registerChaincodeCommands(program: Command): void {
           installed.length === 0
             ? `no chaincode installed on ${url}`
             : [`installed on ${url}:`, ...installed.map((i) => `  ${i.packageId}  (label ${i.label})`)].join('\n'),
+        );
+      }),
+    );
+
+  net(chaincode.command('getinstalledpackage'))
+    .description('download an installed chaincode package from a peer')
+    .requiredOption('--package-id <id>', 'installed package id (`loom chaincode queryinstalled`)')
+    .requiredOption('-o, --output <file>', 'file to write the package to')
+    .option('--org <mspId>', 'organization whose first peer to ask (default: the first)')
+    .option('--peer <url>', 'a peer URL')
+    .action(
+      act(async (opts: CommonOpts & { packageId: string; output: string }) => {
+        const packageId = parsePackageIdArg(opts.packageId);
+        const { net: n, org } = await context(opts);
+        const url = opts.peer ?? peerUrl(n, org.peers[0]!);
+        const bytes = await getInstalledPackage(url, packageId, await networkTlsRoots(n));
+        const out = resolve(opts.output);
+        try {
+          await writeFile(out, bytes);
+        } catch (e) {
+          throw new LoomError('FILE_UNWRITABLE', `cannot write ${opts.output}: ${(e as Error).message}`);
+        }
+        output(
+          json(),
+          { peer: url, packageId, output: out, bytes: bytes.length },
+          () => `package ${packageId} (${bytes.length} bytes) from ${url} written to ${out}`,
         );
       }),
     );

@@ -44,6 +44,12 @@ import {
   HeaderType,
   LoomError,
   type NetworkConfig,
+  type OrgMaterial,
+  type ConsenterMaterial,
+  buildGenesisBlock,
+  channelConfigFromNetwork,
+  loadMspFromDir,
+  sha256,
   parseChannelConfig,
   privateKeyFromPem,
   type SeekPosition,
@@ -451,4 +457,365 @@ export function registerChannelCommands(program: Command): void {
       throw new LoomError('ORDERER_UNAVAILABLE', `no orderer took the update: ${errors.join('; ')}`);
     },
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `loom channel join|list|create`: channel membership, like Fabric's `peer channel join|list`,
+// `osnadmin channel join|list` and configtxgen's `-outputBlock`.
+// ---------------------------------------------------------------------------------------------
+
+interface MembershipOpts {
+  config?: string;
+  data?: string;
+  org?: string;
+  peer?: string;
+  ordererAdmin?: string;
+  orderers?: boolean;
+}
+
+/** One node a membership command talks to: a peer (channel join API) or an orderer (participation API). */
+interface Target {
+  kind: 'peer' | 'orderer';
+  name: string;
+  url: string;
+}
+
+/** Reads a channel's genesis/config block file, naming the problem when it is not one. */
+export async function readChannelBlockFile(file: string): Promise<{ bytes: Uint8Array; channelId: string }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LoomError(
+      code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE',
+      `cannot read block file ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      { details: { file } },
+    );
+  }
+  let config: ChannelConfig | undefined;
+  try {
+    config = decodeConfigEnvelopeFromBlock(decodeBlock(bytes));
+  } catch (e) {
+    throw new LoomError('BLOCK_FILE_INVALID', `${file} is not a block: ${(e as Error).message}`, {
+      details: { file },
+    });
+  }
+  if (!config) {
+    throw new LoomError(
+      'BLOCK_FILE_INVALID',
+      `${file} is a block but not a config block: join with a channel's genesis block (\`loom channel create\`) or its latest config block (\`loom channel config fetch --block\`)`,
+      { details: { file } },
+    );
+  }
+  return { bytes, channelId: config.channelId };
+}
+
+/** An HTTP call to a node; an unreachable node is a LoomError naming it, not a socket stack. */
+async function nodeRequest(
+  t: Target,
+  path: string,
+  options: Parameters<typeof httpRequest>[1],
+): Promise<Awaited<ReturnType<typeof httpRequest>>> {
+  try {
+    return await httpRequest(`${t.url}${path}`, options);
+  } catch (e) {
+    throw new LoomError(
+      t.kind === 'peer' ? 'PEER_UNAVAILABLE' : 'ORDERER_UNAVAILABLE',
+      `${t.kind} ${t.name}${t.name === t.url ? '' : ` at ${t.url}`} is unreachable: ${(e as Error).message}`,
+      { details: { url: t.url } },
+    );
+  }
+}
+
+/** The node's `{code, message}` error body as a LoomError. */
+function nodeError(t: Target, what: string, status: number, body: Buffer): LoomError {
+  try {
+    const j = JSON.parse(body.toString()) as { code?: string; message?: string; details?: Record<string, unknown> };
+    if (j.code) {
+      return new LoomError(j.code, `${what} on ${t.kind} ${t.name}: ${j.message ?? ''}`, {
+        httpStatus: status,
+        details: j.details ?? {},
+      });
+    }
+  } catch {}
+  return new LoomError(
+    status === 404 ? 'ROUTE_NOT_FOUND' : 'NODE_ERROR',
+    `${what} on ${t.kind} ${t.name} (${t.url}): HTTP ${status} ${body.toString().slice(0, 300)}`,
+    { httpStatus: status },
+  );
+}
+
+/** The targets named by --peer / --orderer-admin / --orderers, else the peers of --org (all, or the first). */
+function membershipTargets(net: NetworkConfig, opts: MembershipOpts, allPeers: boolean, channel?: string): Target[] {
+  const out: Target[] = [];
+  const checkUrl = (u: string, flag: string) => {
+    let ok = false;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(u).protocol);
+    } catch {}
+    if (!ok) throw new LoomError('INVALID_ARGUMENT', `${flag} must be a URL like https://localhost:7051, not '${u}'`);
+    return u.replace(/\/$/, '');
+  };
+  if (opts.peer) out.push({ kind: 'peer', name: opts.peer, url: checkUrl(opts.peer, '--peer') });
+  if (opts.ordererAdmin) {
+    out.push({ kind: 'orderer', name: opts.ordererAdmin, url: checkUrl(opts.ordererAdmin, '--orderer-admin') });
+  }
+  if (opts.orderers) {
+    const consenters = channel ? net.channels.find((c) => c.name === channel)?.consenters : undefined;
+    for (const o of net.ordererOrganization.orderers) {
+      if (consenters && !consenters.includes(o.name)) continue;
+      out.push({ kind: 'orderer', name: o.name, url: `${scheme(net)}://${o.host}:${o.adminPort}` });
+    }
+  }
+  if (out.length > 0) return out;
+  const org = opts.org ? findAnyOrg(net, opts.org) : net.organizations[0];
+  if (!org) throw new LoomError('ORG_NOT_FOUND', `${net.source} has no organization`);
+  if (!('peers' in org)) {
+    throw new LoomError(
+      'INVALID_ARGUMENT',
+      `${org.mspId} is the orderer organization: pass --orderers or --orderer-admin`,
+    );
+  }
+  const peers = allPeers ? org.peers : org.peers.slice(0, 1);
+  if (peers.length === 0) throw new LoomError('PEER_NOT_FOUND', `${org.mspId} has no peer in ${net.source}`);
+  return peers.map((p) => ({ kind: 'peer', name: p.name, url: `${scheme(net)}://${p.host}:${p.port}` }));
+}
+
+interface JoinResult {
+  kind: Target['kind'];
+  node: string;
+  url: string;
+  channelId: string;
+  joined: boolean;
+  height?: number;
+  error?: { code: string; message: string };
+}
+
+async function joinOne(t: Target, bytes: Uint8Array, channelId: string, ca: string[] | undefined): Promise<JoinResult> {
+  const path = t.kind === 'peer' ? '/v1/channels' : '/participation/v1/channels';
+  const r = await nodeRequest(t, path, {
+    method: 'POST',
+    body: bytes,
+    headers: { 'content-type': 'application/octet-stream' },
+    ca,
+    timeoutMs: 60_000,
+  });
+  if (r.status >= 300) throw nodeError(t, `joining ${channelId}`, r.status, r.body);
+  const j = JSON.parse(r.body.toString()) as { height?: number };
+  return {
+    kind: t.kind,
+    node: t.name,
+    url: t.url,
+    channelId,
+    joined: true,
+    ...(typeof j.height === 'number' ? { height: j.height } : {}),
+  };
+}
+
+/** Genesis material of every organization (root and TLS root CAs) and every consenter, from the data directory. */
+async function genesisMaterial(
+  net: NetworkConfig,
+): Promise<{ orgs: Record<string, OrgMaterial>; consenters: Record<string, ConsenterMaterial> }> {
+  const orgs: Record<string, OrgMaterial> = {};
+  for (const org of allOrgs(net)) {
+    const dir = join(layout.userDir(net, org, 'Admin'), 'msp');
+    if (!existsSync(dir)) {
+      throw new LoomError(
+        'NETWORK_NOT_FOUND',
+        `no MSP folder for ${org.mspId} at ${dir}: run \`loom network up\` (or \`loom network setup\`) first`,
+        { details: { dataDir: net.dataDir } },
+      );
+    }
+    const msp = await loadMspFromDir(dir, org.mspId);
+    orgs[org.mspId] = { rootCerts: [...msp.config.rootCerts], tlsRootCerts: [...(msp.config.tlsRootCerts ?? [])] };
+  }
+  const consenters: Record<string, ConsenterMaterial> = {};
+  const oo = net.ordererOrganization;
+  for (const o of oo.orderers) {
+    const dir = layout.nodeDir(net, oo, 'orderers', o.fqdn);
+    const cert = join(dir, 'msp', 'signcerts', 'cert.pem');
+    const tls = join(dir, 'tls', 'server.crt');
+    if (!existsSync(cert) || !existsSync(tls)) {
+      throw new LoomError(
+        'NETWORK_NOT_FOUND',
+        `no certificates for orderer ${o.name} in ${dir}: run \`loom network up\` first`,
+      );
+    }
+    consenters[o.name] = { identityCert: await readFile(cert, 'utf8'), tlsCert: await readFile(tls, 'utf8') };
+  }
+  return { orgs, consenters };
+}
+
+/**
+ * Registers `channel join`, `channel list` and `channel create` on the `channel` command (made here
+ * if no other module registered it first).
+ */
+export function registerChannelMembershipCommands(program: Command): void {
+  const channel =
+    program.commands.find((c) => c.name() === 'channel') ??
+    program.command('channel').description('channel administration');
+  const isJson = () => Boolean(program.opts().json);
+  /** Failures whose JSON was already printed (inside a per-node result list). */
+  const reported = new WeakSet<object>();
+  /** With --json a failure is printed as `{error: {code, message}}` too; always a LoomError (exit 1, no stack). */
+  const act =
+    <A extends unknown[]>(fn: (...a: A) => Promise<void>) =>
+    async (...a: A) => {
+      try {
+        await fn(...a);
+      } catch (e) {
+        const err =
+          e instanceof LoomError
+            ? e
+            : new LoomError((e as { code?: string }).code ?? 'ERROR', (e as Error).message ?? String(e), { cause: e });
+        if (isJson() && !reported.has(err)) {
+          process.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message } }, null, 2)}\n`);
+        }
+        throw err;
+      }
+    };
+  const targets = (c: Command) =>
+    c
+      .option('-c, --config <file>', 'network-config file', DEFAULT_CONFIG)
+      .option('-d, --data <dir>', 'data directory (overrides the config)')
+      .option('--org <mspId>', 'organization whose peers to use when no node is named (default: the first)')
+      .option('--peer <url>', 'a peer (its gateway URL)')
+      .option('--orderer-admin <url>', "an orderer's admin (channel participation) URL, like osnadmin -o")
+      .option('--orderers', 'every orderer of the network-config (their admin ports)');
+
+  targets(channel.command('join'))
+    .description('join peers (default: every peer of --org) or orderers to a channel from its genesis or config block')
+    .requiredOption('-b, --blockpath <file>', 'genesis block (`loom channel create`) or config block file')
+    .action(
+      act(async (opts: MembershipOpts & { blockpath: string }) => {
+        const { bytes, channelId } = await readChannelBlockFile(opts.blockpath);
+        const n = await loadConfig(opts);
+        const list = membershipTargets(n, opts, true, channelId);
+        const ca = n.tls.enabled ? await networkTlsRoots(n) : undefined;
+        const results: JoinResult[] = [];
+        for (const t of list) {
+          try {
+            results.push(await joinOne(t, bytes, channelId, ca));
+          } catch (e) {
+            const err = e as LoomError;
+            results.push({
+              kind: t.kind,
+              node: t.name,
+              url: t.url,
+              channelId,
+              joined: false,
+              error: { code: err.code ?? 'ERROR', message: err.message },
+            });
+          }
+        }
+        const failed = results.filter((r) => r.error);
+        if (isJson()) process.stdout.write(`${JSON.stringify({ channelId, results }, null, 2)}\n`);
+        else {
+          for (const r of results) {
+            process.stdout.write(
+              r.error
+                ? `${r.kind} ${r.node}: not joined to ${channelId}: ${r.error.code}: ${r.error.message}\n`
+                : `${r.kind} ${r.node} joined ${channelId}${r.height !== undefined ? ` (height ${r.height})` : ''}\n`,
+            );
+          }
+        }
+        if (failed.length > 0) {
+          const first = failed[0]!.error!;
+          const err = new LoomError(
+            first.code,
+            `${failed.length} of ${results.length} node(s) did not join ${channelId}: ${first.message}`,
+          );
+          reported.add(err);
+          throw err;
+        }
+      }),
+    );
+
+  targets(channel.command('list'))
+    .description('the channels a peer (default: the first peer of --org) or an orderer has joined')
+    .action(
+      act(async (opts: MembershipOpts) => {
+        const n = await loadConfig(opts);
+        const list = membershipTargets(n, opts, false);
+        const ca = n.tls.enabled ? await networkTlsRoots(n) : undefined;
+        const nodes: { kind: string; node: string; url: string; channels: { name: string; height?: number }[] }[] = [];
+        for (const t of list) {
+          const path = t.kind === 'peer' ? '/v1/channels' : '/participation/v1/channels';
+          const r = await nodeRequest(t, path, { ca, timeoutMs: 15_000 });
+          if (r.status !== 200) throw nodeError(t, 'listing channels', r.status, r.body);
+          const body = JSON.parse(r.body.toString()) as { channels: { name: string; height?: number }[] };
+          nodes.push({
+            kind: t.kind,
+            node: t.name,
+            url: t.url,
+            channels: body.channels.map((c) => ({
+              name: c.name,
+              ...(typeof c.height === 'number' ? { height: c.height } : {}),
+            })),
+          });
+        }
+        output(isJson(), nodes.length === 1 ? nodes[0] : { nodes }, () =>
+          nodes
+            .map((x) =>
+              [
+                `Channels ${x.kind} ${x.node} has joined:`,
+                ...(x.channels.length === 0
+                  ? ['  (none)']
+                  : x.channels.map((c) => `  ${c.name}${c.height !== undefined ? ` (height ${c.height})` : ''}`)),
+              ].join('\n'),
+            )
+            .join('\n'),
+        );
+      }),
+    );
+
+  channel
+    .command('create')
+    .description("build a channel's genesis block from the network-config (and join the orderers with it)")
+    .option('-c, --config <file>', 'network-config file', DEFAULT_CONFIG)
+    .option('-d, --data <dir>', 'data directory (overrides the config)')
+    .requiredOption('-C, --channel <name>', 'channel of the network-config')
+    .requiredOption('-o, --output <file>', 'genesis block file to write')
+    .option('--join-orderers', "join the channel's consenters with it through their participation API")
+    .action(
+      act(async (opts: MembershipOpts & { channel: string; output: string; joinOrderers?: boolean }) => {
+        const n = await loadConfig(opts);
+        if (!n.channels.some((c) => c.name === opts.channel)) {
+          throw new LoomError(
+            'CHANNEL_NOT_FOUND',
+            `no channel ${opts.channel} in ${n.source}; known: ${n.channels.map((c) => c.name).join(', ') || '(none)'}`,
+          );
+        }
+        const { orgs, consenters } = await genesisMaterial(n);
+        const cfg = channelConfigFromNetwork(n, opts.channel, orgs, consenters);
+        const bytes = encodeBlock(buildGenesisBlock(cfg, Date.now(), sha256));
+        try {
+          await writeFile(opts.output, bytes);
+        } catch (e) {
+          throw new LoomError('FILE_UNWRITABLE', `cannot write ${opts.output}: ${(e as Error).message}`);
+        }
+        const joined: JoinResult[] = [];
+        if (opts.joinOrderers) {
+          const ca = n.tls.enabled ? await networkTlsRoots(n) : undefined;
+          for (const t of membershipTargets(n, { orderers: true }, false, opts.channel)) {
+            joined.push(await joinOne(t, bytes, opts.channel, ca));
+          }
+        }
+        output(
+          isJson(),
+          {
+            channelId: opts.channel,
+            output: opts.output,
+            bytes: bytes.length,
+            orderersJoined: joined.map((j) => j.node),
+          },
+          () =>
+            [
+              `genesis block of ${opts.channel} written to ${opts.output} (${bytes.length} bytes)`,
+              ...joined.map((j) => `orderer ${j.node} joined ${opts.channel}`),
+            ].join('\n'),
+        );
+      }),
+    );
 }

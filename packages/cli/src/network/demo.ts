@@ -271,7 +271,24 @@ export async function runChaincodeDemo(handle: NetworkHandle, progress: Progress
       `demo: User1@${org1.domain} submitted CreateAsset(${id}, blue, 5, Tomoko, 300) through ${peer1.fqdn}: tx ${status.transactionId.slice(0, 16)}… committed ${status.codeName} in block ${status.blockNumber} (${Date.now() - t} ms)`,
     );
 
+    // The commit status came from Org1's peer; wait until Org2's peer has committed that block too.
     t = Date.now();
+    const blocks2 = await g2.getNetwork(channel).getBlockEvents({ startBlock: status.blockNumber });
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${peer2.fqdn} did not commit block ${status.blockNumber} in 60 s`)),
+          60_000,
+        );
+      });
+      const first = (async () => {
+        for await (const _ of blocks2) return;
+      })();
+      await Promise.race([first, timeout]).finally(() => clearTimeout(timer));
+    } finally {
+      blocks2.close();
+    }
     const read = text(await contract2.evaluateTransaction('ReadAsset', id));
     progress.step(
       `demo: User1@${org2.domain} evaluated ReadAsset(${id}) on ${peer2.fqdn}: ${read} (${Date.now() - t} ms)`,

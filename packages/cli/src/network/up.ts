@@ -58,6 +58,26 @@ export function nodeTlsBlock(net: NetworkConfig, tlsDir: string) {
 }
 
 /**
+ * Whether launched nodes serve their operations endpoints (`/healthz`, `/metrics`, `/logspec`) over
+ * TLS: network-config `tls.enabled` and `tls.operations` (default true).
+ */
+export const operationsTlsOn = (net: NetworkConfig): boolean => net.tls.enabled && net.tls.operations;
+
+/** Base URL of a launched node's operations endpoint, e.g. `https://127.0.0.1:9441`. */
+export function operationsUrl(net: NetworkConfig, node: { host: string; operationsPort: number }): string {
+  return `${operationsTlsOn(net) ? 'https' : 'http'}://${node.host}:${node.operationsPort}`;
+}
+
+/**
+ * The operations listener's TLS block (peer.yaml `operations.tls`, orderer.yaml `operationsTls`): the
+ * node's own TLS server pair, reloaded on renewal like the main listener's. Server-side TLS only, as
+ * Fabric's default: probes and scrapers need the network's TLS roots, not a client certificate.
+ */
+export function operationsTlsBlock(tlsDir: string) {
+  return { certFile: join(tlsDir, 'server.crt'), keyFile: join(tlsDir, 'server.key') };
+}
+
+/**
  * Makes this process's launcher calls (channel joins, chaincode installs, the demo's broadcast)
  * present the orderer org admin's TLS client certificate, as mutual-TLS listeners require.
  */
@@ -202,6 +222,7 @@ async function startOrderers(
         raftPort: o.raftPort,
         operationsPort: o.operationsPort,
         ...(net.tls.enabled ? { tls: nodeTlsBlock(net, m.tlsDir) } : {}),
+        ...(operationsTlsOn(net) ? { operationsTls: operationsTlsBlock(m.tlsDir) } : {}),
       }),
     );
     nodes.push(spawnNode('orderer', o.fqdn, file, net.dataDir, detach));
@@ -209,7 +230,7 @@ async function startOrderers(
   await stopAllOnFailure(nodes, () =>
     Promise.all(
       oo.orderers.map(async (o, i) => {
-        await waitForHealthy(`http://${o.host}:${o.operationsPort}/healthz`, undefined, 120_000, nodes[i]!.alive);
+        await waitForHealthy(`${operationsUrl(net, o)}/healthz`, tlsRoots, 120_000, nodes[i]!.alive);
         await joinOrdererToChannels(net, o, genesis, tlsRoots);
         progress.step(
           `orderer ${o.fqdn} ready at ${scheme(net)}://${o.host}:${o.port}, joined ${net.channels.map((c) => c.name).join(', ')}`,
@@ -288,7 +309,11 @@ async function startPeers(
         mspDir: m.mspDir,
         dataDir: join(dir, 'data'),
         listen: { host: p.host, port: p.port },
-        operations: { host: p.host, port: p.operationsPort },
+        operations: {
+          host: p.host,
+          port: p.operationsPort,
+          ...(operationsTlsOn(net) ? { tls: operationsTlsBlock(m.tlsDir) } : {}),
+        },
         chaincodePort: p.chaincodePort,
         orderers: net.ordererOrganization.orderers.map((o) => `${scheme(net)}://${o.host}:${o.port}`),
         ...(net.tls.enabled ? { tls: nodeTlsBlock(net, m.tlsDir) } : {}),
@@ -302,7 +327,7 @@ async function startPeers(
   await stopAllOnFailure(nodes, () =>
     Promise.all(
       all.map(async ({ org, p }, i) => {
-        await waitForHealthy(`http://${p.host}:${p.operationsPort}/healthz`, undefined, 120_000, nodes[i]!.alive);
+        await waitForHealthy(`${operationsUrl(net, p)}/healthz`, tlsRoots, 120_000, nodes[i]!.alive);
         const joined = await joinPeerToChannels(net, org.mspId, urlOf(p), genesis, tlsRoots);
         const channels = net.channels.filter((c) => c.organizations.includes(org.mspId)).map((c) => c.name);
         progress.step(
@@ -384,6 +409,11 @@ export async function networkUp(
         url: `${scheme(net)}://${o.host}:${o.port}`,
       })),
       ...peers.map((p) => ({ name: p.fqdn, kind: 'peer', url: p.url })),
+      ...[...net.ordererOrganization.orderers, ...net.organizations.flatMap((o) => o.peers)].map((n) => ({
+        name: n.fqdn,
+        kind: 'ops',
+        url: operationsUrl(net, n),
+      })),
     ];
     return {
       config: net,

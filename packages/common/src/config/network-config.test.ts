@@ -102,7 +102,7 @@ describe('network-config/default.yaml', () => {
       channel: 'mychannel',
       endorsementPolicy: undefined,
     });
-    expect(c.tls).toEqual({ enabled: true, clientAuthRequired: false });
+    expect(c.tls).toEqual({ enabled: true, clientAuthRequired: false, operations: true });
     expect(c.dataDir).toBe(join(repoRoot, '.loom/data'));
   });
 
@@ -133,6 +133,24 @@ describe('parseNetworkConfig', () => {
     });
     expect(c.dataDir).toBe('/tmp/net/.loom');
     expect(c.chaincodes).toEqual([]);
+    expect(c.tls).toEqual({ enabled: true, clientAuthRequired: false, operations: true });
+  });
+
+  it('reads tls.operations, and refuses a non-boolean with its path', () => {
+    const off = replaceOnce(defaultText, 'clientAuthRequired: false', 'clientAuthRequired: false\n  operations: false');
+    expect(parseNetworkConfig(off, 'net.yaml').tls).toEqual({
+      enabled: true,
+      clientAuthRequired: false,
+      operations: false,
+    });
+    const bad = replaceOnce(
+      defaultText,
+      'clientAuthRequired: false',
+      'clientAuthRequired: false\n  operations: yes-please',
+    );
+    const e = configError(bad);
+    expect(e.details.problems.map((p) => p.path)).toEqual(['tls.operations']);
+    expect(e.details.problems[0]!.line).toBe(lineOf(bad, 'operations: yes-please'));
   });
 
   it('reports bad YAML with its line', () => {

@@ -172,6 +172,8 @@ export const networkConfigSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       clientAuthRequired: z.boolean().default(false),
+      /** Serve the nodes' operations endpoints (/healthz, /metrics, /logspec) over TLS too (with `enabled`). */
+      operations: z.boolean().default(true),
     })
     .prefault({}),
   organizations: z.array(peerOrgSchema).min(1, 'a network needs at least one organization'),
@@ -311,7 +313,12 @@ export interface NetworkConfig {
   readonly source: string;
   /** Absolute directory for node data (ledgers, crypto material, logs). */
   readonly dataDir: string;
-  readonly tls: { readonly enabled: boolean; readonly clientAuthRequired: boolean };
+  readonly tls: {
+    readonly enabled: boolean;
+    readonly clientAuthRequired: boolean;
+    /** Operations endpoints over TLS (server-side only) when `enabled`; default true. */
+    readonly operations: boolean;
+  };
   readonly organizations: readonly NetworkPeerOrganization[];
   readonly ordererOrganization: NetworkOrdererOrganization;
   readonly channels: readonly NetworkChannel[];

@@ -761,6 +761,12 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
         })),
       };
     });
+
+    api.get<P<{ packageId: string }>>(peerRoutes.installedPackage.path, async (req, reply) => {
+      requireLoopback(req, 'the installed chaincode package');
+      const bytes = await installs.getInstalledPackage(req.params.packageId);
+      return reply.type('application/octet-stream').send(Buffer.from(bytes));
+    });
   }
 
   return {

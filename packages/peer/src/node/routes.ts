@@ -39,6 +39,8 @@ export const peerRoutes = {
   gossipEndpoint: { method: 'GET', path: '/v1/gossip/endpoint' },
   /** Admin (localhost only): `{installed: [{packageId, label, type, references}]}`. */
   installedChaincodes: { method: 'GET', path: '/v1/admin/chaincodes' },
+  /** Admin (localhost only): one installed package's bytes (`application/octet-stream`); 404 if not installed. */
+  installedPackage: { method: 'GET', path: '/v1/admin/chaincodes/:packageId' },
 } as const;
 
 export interface LedgerDigestJson {
