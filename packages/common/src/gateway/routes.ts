@@ -86,6 +86,33 @@ function signedRequest<T>(inner: BodyCodec<T>): RequestCodec<Signed<T>> {
   };
 }
 
+/** A proposal forwarded by another peer's gateway, with the height that gateway has committed. */
+export interface ProcessProposalRequest {
+  readonly signedProposal: Bytes;
+  readonly minHeight?: number;
+}
+function processProposalRequest(): RequestCodec<ProcessProposalRequest> {
+  const body = bodyRequest(rawBytes);
+  return {
+    toWire: (v) => ({
+      ...body.toWire(v.signedProposal),
+      ...(v.minHeight !== undefined ? { query: { minHeight: String(v.minHeight) } } : {}),
+    }),
+    fromWire: (w) => {
+      const signedProposal = body.fromWire(w);
+      const raw = w.query?.minHeight;
+      if (raw === undefined) return { signedProposal };
+      if (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw)) {
+        throw new LoomError('GATEWAY_BAD_REQUEST', 'query parameter "minHeight" must be a block count (0..10^15)', {
+          httpStatus: 400,
+          details: { minHeight: String(raw) },
+        });
+      }
+      return { signedProposal, minHeight: Number(raw) };
+    },
+  };
+}
+
 export interface UnaryRoute<Req, Res> {
   readonly kind: 'unary';
   readonly id: string;
@@ -199,13 +226,17 @@ export const gatewayRoutes = {
     request: signedRequest(keyProofRequestCodec),
     response: keyProofCodec,
   }),
-  /** Peer to peer: a gateway asks another peer to endorse. Body SignedProposal, answer ProposalResponse. */
-  processProposal: unary<Bytes, Bytes>({
+  /**
+   * Peer to peer: a gateway asks another peer to endorse. Body SignedProposal, answer
+   * ProposalResponse. `?minHeight=N` asks the endorser to wait (briefly) until it has committed N
+   * blocks of the proposal's channel, so it reads what the gateway's own peer has already committed.
+   */
+  processProposal: unary<ProcessProposalRequest, Bytes>({
     id: 'process-proposal',
     method: 'POST',
     path: '/v1/peer/process-proposal',
     successStatus: 200,
-    request: bodyRequest(rawBytes),
+    request: processProposalRequest(),
     response: rawBytes,
   }),
 } as const;

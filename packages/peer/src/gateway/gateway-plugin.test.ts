@@ -28,6 +28,7 @@ let client: HttpsClient;
 let url: string;
 let org: TestOrg;
 const processed: Bytes[] = [];
+const minHeights: (number | undefined)[] = [];
 
 function stubDependencies(): GatewayDependencies {
   const fail = async (): Promise<never> => {
@@ -40,8 +41,9 @@ function stubDependencies(): GatewayDependencies {
     evaluate: fail,
     broadcast: fail,
     commitStatus: async () => undefined,
-    processProposal: async (signedProposal) => {
+    processProposal: async (signedProposal, minHeight) => {
       processed.push(signedProposal);
+      minHeights.push(minHeight);
       return encodeProposalResponse({
         version: 1,
         timestamp: 1,
@@ -147,8 +149,20 @@ describe('gateway plugin', () => {
     const outcome = await endorse(signedProposal, { mspId: 'Org1MSP', endpoint: url });
     expect(outcome.ok).toBe(true);
     expect(processed.at(-1)).toEqual(signedProposal);
+    expect(minHeights.at(-1)).toBeUndefined();
+    // The forwarding gateway's committed height travels with the proposal.
+    expect((await endorse(signedProposal, { mspId: 'Org1MSP', endpoint: url }, 42)).ok).toBe(true);
+    expect(minHeights.at(-1)).toBe(42);
     const down = await endorse(signedProposal, { mspId: 'Org2MSP', endpoint: 'https://127.0.0.1:1' });
     expect(down).toMatchObject({ ok: false, mspId: 'Org2MSP' });
+  });
+
+  it('refuses a malformed minHeight with 400 and a code', async () => {
+    for (const bad of ['-1', 'abc', '1e3', '9999999999999999999']) {
+      const res = await post(`${gatewayRoutes.processProposal.path}?minHeight=${encodeURIComponent(bad)}`, utf8('x'));
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.body.toString())).toMatchObject({ code: 'GATEWAY_BAD_REQUEST' });
+    }
   });
 
   it('says so when an optional capability is not wired', async () => {

@@ -108,7 +108,7 @@ export interface GatewayDependencies {
   txProof?(channel: string, txId: string): Promise<TxProof>;
   keyProof?(channel: string, namespace: string, key: string): Promise<KeyProof>;
   /** This peer's endorser, for other gateways (`POST /v1/peer/process-proposal`). */
-  processProposal?(signedProposal: Bytes): Promise<Bytes>;
+  processProposal?(signedProposal: Bytes, minHeight?: number): Promise<Bytes>;
   /** Channel access control for a verified requester (MSP membership, Readers/Writers); throw to refuse. */
   authorize?(action: GatewayAction, channel: string, creator: SerializedIdentity): Promise<void> | void;
   /** Milliseconds since the epoch; injected for tests. */
@@ -453,7 +453,7 @@ export const gatewayPlugin: FastifyPluginAsync<GatewayPluginOptions> = async (ap
 
   if (deps.processProposal) {
     const processProposal = deps.processProposal;
-    unary(gatewayRoutes.processProposal, async (signedProposal) => processProposal(signedProposal));
+    unary(gatewayRoutes.processProposal, async (req) => processProposal(req.signedProposal, req.minHeight));
   }
 };
 

@@ -14,17 +14,20 @@ export interface RemoteEndorserOptions {
   readonly timeoutMs?: number;
 }
 
-/** Sends `signedProposal` to `target`; failures come back as an outcome, never thrown. */
+/**
+ * Sends `signedProposal` to `target`; failures come back as an outcome, never thrown. `minHeight`
+ * (the caller's committed height on the channel) makes the target catch up before it simulates.
+ */
 export function createRemoteEndorser(
   options: RemoteEndorserOptions,
-): (signedProposal: Bytes, target: EndorserTarget) => Promise<EndorserOutcome> {
-  return async (signedProposal, target) => {
+): (signedProposal: Bytes, target: EndorserTarget, minHeight?: number) => Promise<EndorserOutcome> {
+  return async (signedProposal, target, minHeight) => {
     try {
       const proposalResponse = await invokeRoute(
         options.transport,
         target.endpoint,
         gatewayRoutes.processProposal,
-        signedProposal,
+        { signedProposal, ...(minHeight !== undefined ? { minHeight } : {}) },
         { timeoutMs: options.timeoutMs ?? 30_000 },
       );
       return { ...target, ok: true, proposalResponse };

@@ -91,6 +91,11 @@ export interface PeerServicesOptions {
   /** Transport for peer-to-peer and orderer calls (trusting the channels' TLS roots). */
   readonly transport: (channelId: string | undefined) => GatewayTransport;
   readonly executeTimeoutMs?: number | undefined;
+  /**
+   * How long a proposal forwarded by another peer's gateway may wait for this peer to commit the
+   * blocks that gateway had committed (`?minHeight`). Default 5 s.
+   */
+  readonly endorsementCatchUpMs?: number | undefined;
   readonly logger: Logger;
   /** The transient store: enables private data (dissemination, commit, reconciliation). */
   readonly transient?: TransientStore | undefined;
@@ -362,8 +367,42 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     },
   });
 
+  /** The channel a signed proposal names (it has been checked by the gateway before it gets here). */
+  const channelOfProposal = (signedProposal: Bytes): string =>
+    decodeChannelHeader(
+      decodeHeader(decodeProposal(decodeSignedProposal(signedProposal).proposalBytes).header).channelHeader,
+    ).channelId;
+
+  /** This peer's committed height on the proposal's channel; undefined when it cannot tell. */
+  const localHeightFor = (signedProposal: Bytes): number | undefined => {
+    try {
+      return o.channel(channelOfProposal(signedProposal))?.ledger.height();
+    } catch {
+      return undefined;
+    }
+  };
+
+  /**
+   * A remote gateway's peer had committed `minHeight` blocks when it forwarded the proposal: wait
+   * (at most `endorsementCatchUpMs`) until this peer has too, so a client that submits, waits for
+   * the commit and submits again is never endorsed against state older than its own last commit.
+   * When the wait runs out the proposal is simulated anyway; a stale read then shows up as
+   * endorsers disagreeing, never as a wrong commit.
+   */
+  const catchUp = async (signedProposal: Bytes, minHeight: number): Promise<void> => {
+    let ledger: ChannelLedger | undefined;
+    try {
+      ledger = o.channel(channelOfProposal(signedProposal))?.ledger;
+    } catch {
+      return; // the endorser reports the malformed proposal
+    }
+    if (!ledger || ledger.height() >= minHeight) return;
+    const signal = AbortSignal.timeout(o.endorsementCatchUpMs ?? 5_000);
+    await ledger.waitForBlock(minHeight - 1, signal);
+  };
+
   const endorseAt = async (signedProposal: Bytes, target: EndorserTarget): Promise<EndorserOutcome> => {
-    if (target.endpoint !== LOCAL_ENDPOINT) return remote(signedProposal, target);
+    if (target.endpoint !== LOCAL_ENDPOINT) return remote(signedProposal, target, localHeightFor(signedProposal));
     try {
       const r = await endorser.processProposal(signedProposal);
       return { ...target, ok: true, proposalResponse: r.bytes };
@@ -424,10 +463,7 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
       }
       // A peer of one of the named orgs, found among the proposal's channel's peers.
       return (async () => {
-        const ch = decodeChannelHeader(
-          decodeHeader(decodeProposal(decodeSignedProposal(signedProposal).proposalBytes).header).channelHeader,
-        );
-        const target = peersOf(ch.channelId).find((p) => organizations.includes(p.mspId));
+        const target = peersOf(channelOfProposal(signedProposal)).find((p) => organizations.includes(p.mspId));
         if (!target) {
           return {
             mspId: organizations[0]!,
@@ -468,7 +504,10 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     },
     txProof: (channelId, txId) => ledgerOf(channelId).proveTx(txId),
     keyProof: (channelId, namespace, key) => ledgerOf(channelId).proveKey(namespace, key),
-    processProposal: async (signedProposal) => (await endorser.processProposal(signedProposal)).bytes,
+    processProposal: async (signedProposal, minHeight) => {
+      if (minHeight !== undefined) await catchUp(signedProposal, minHeight);
+      return (await endorser.processProposal(signedProposal)).bytes;
+    },
     authorize(action: GatewayAction, channelId: string, creator: SerializedIdentity) {
       const view = viewOf(channelId);
       const id = view.msp.deserialize(creator);
