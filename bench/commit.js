@@ -1,16 +1,22 @@
 // Peer validate+commit throughput: blocks of 500 endorser transactions, each with 2 endorsements
 // (Org1 and Org2 peers) and a client signature, committed through ChannelLedger on a real level
-// directory with the signature worker pool — first on an empty state, then on a pre-populated one.
+// directory with the signature worker pool — first on an empty state, then on a pre-populated one
+// (1 M keys by default) — and the difference between the two rates.
 //
-//   npm run bench -- commit [prepopulateKeys=1000000] [blocks=8] [prepopulateBudgetSeconds=120]
+//   npm run bench -- commit [prepopulateKeys=1000000] [blocks=8] [prepopulateBudgetSeconds=240]
 //
-// Pre-population writes keys straight into the state DB in large batches and stops at the key
-// count or the time budget, whichever comes first, and prints how many keys it reached.
+// Pre-population writes keys straight into the state DB (its applyUpdates, batches of 50,000 keys)
+// and stops at the key count or the time budget, whichever comes first, and prints how many keys it
+// reached and how long it took. Two unmeasured warm-up blocks run first on a scratch ledger.
+// LOOM_BENCH_PROFILE=<dir>: a CPU profile of the main thread per run; LOOM_BENCH_THREADS=1: CPU
+// per thread (Linux /proc). Both runs print CPU per block; tx per CPU-second depends much less on
+// the machine's load than wall-clock tx/s.
 // Reads the built dist of @loom/peer and @loom/common (LOOM_BENCH_PEER_DIST / LOOM_BENCH_COMMON_DIST
 // point elsewhere, e.g. a temporary build).
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -20,12 +26,61 @@ const commonDist = process.env.LOOM_BENCH_COMMON_DIST ?? join(here, '../packages
 const load = (base, p) => import(pathToFileURL(join(base, p)).href);
 
 const TXS_PER_BLOCK = 500;
+
+/** CPU seconds (user + system) of this process's main thread, from /proc (Linux); undefined elsewhere. */
+function mainThreadCpuSeconds() {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * LOOM_BENCH_PROFILE=<dir>: a V8 CPU profile of the main thread over each measured run, written as
+ * <dir>/commit-<label>.cpuprofile, with the functions of most self time printed.
+ */
+async function startProfile() {
+  const dir = process.env.LOOM_BENCH_PROFILE;
+  if (!dir) return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(label) {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      await mkdir(dir, { recursive: true });
+      const file = join(dir, `commit-${label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
+      await writeFile(file, JSON.stringify(profile));
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const self = new Map();
+      for (const s of profile.samples) {
+        const f = byId.get(s).callFrame;
+        const where = f.url ? `${f.url.replace(/^.*\/(packages|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
+        const k = `${f.functionName || '(anonymous)'} ${where}`;
+        self.set(k, (self.get(k) ?? 0) + 1);
+      }
+      const total = profile.samples.length || 1;
+      console.log(`  profile → ${file}; top self time (main thread):`);
+      for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+        console.log(`    ${((100 * n) / total).toFixed(1).padStart(5)}%  ${k}`);
+      }
+    },
+  };
+}
 const MAX_BLOCKS = 50;
 
 export async function run(args = []) {
   const prepopulate = Number(args[0] ?? 1_000_000);
   const blocks = Math.min(MAX_BLOCKS, Number(args[1] ?? 8));
-  const budgetSeconds = Number(args[2] ?? 120);
+  const budgetSeconds = Number(args[2] ?? 240);
   if (!(prepopulate >= 0 && blocks > 0 && budgetSeconds > 0 && budgetSeconds <= 600)) {
     throw new Error('usage: commit [prepopulateKeys>=0] [blocks 1..50] [prepopulateBudgetSeconds 1..600]');
   }
@@ -35,6 +90,7 @@ export async function run(args = []) {
   const { createSignatureVerifier } = await load(peerDist, 'validation/signature-verifier.js');
   const { openLevelKV } = await load(peerDist, 'ledger/level-kv.js');
   const { openLedgerStores } = await load(peerDist, 'ledger/ledger-stores.js');
+  const { stateCacheKey } = await load(peerDist, 'ledger/state-db.js');
 
   const [ordererOrg, org1, org2] = await Promise.all(['OrdererMSP', 'Org1MSP', 'Org2MSP'].map((m) => createTestOrg(m)));
   const channelId = 'benchchannel';
@@ -193,10 +249,21 @@ export async function run(args = []) {
   async function measure(label, dataDir, blockBytes) {
     const ledger = await openChannelLedger({ dataDir, channelId, signatureVerifier: verifier });
     if (ledger.height() === 0) await ledger.commitBlock(c.encodeBlock(genesis));
+    const profiler = await startProfile();
     const times = [];
     const phases = { checkMs: 0, validateMs: 0, writeMs: 0 };
     let valid = 0;
     const cpu0 = process.cpuUsage();
+    const main0 = mainThreadCpuSeconds();
+    const threads0 = {};
+    if (process.env.LOOM_BENCH_THREADS) {
+      const { readdirSync } = await import('node:fs');
+      for (const t of readdirSync('/proc/self/task')) {
+        const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        threads0[t] = Number(f[11]) + Number(f[12]);
+      }
+    }
     const start = process.hrtime.bigint();
     for (const b of blockBytes) {
       const t0 = process.hrtime.bigint();
@@ -209,6 +276,23 @@ export async function run(args = []) {
     // CPU time of the whole process (main thread and verify workers): the work, whatever the machine's load.
     const cpu = process.cpuUsage(cpu0);
     const cpuMsPerBlock = (cpu.user + cpu.system) / 1000 / blockBytes.length;
+    const main1 = mainThreadCpuSeconds();
+    if (process.env.LOOM_BENCH_THREADS) {
+      const { readdirSync } = await import('node:fs');
+      const now = {};
+      for (const t of readdirSync('/proc/self/task')) {
+        const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        now[t] = Number(f[11]) + Number(f[12]);
+      }
+      const d = Object.entries(now)
+        .map(([t, v]) => [t, v - (threads0[t] ?? 0)])
+        .filter(([, v]) => v > 0)
+        .sort((a, b) => b[1] - a[1]);
+      console.log('  thread CPU ms/block:', d.map(([t, v]) => `${t}:${fmt((v * 10) / blockBytes.length)}`).join(' '));
+    }
+    const mainMsPerBlock = main0 === undefined ? undefined : ((main1 - main0) * 1000) / blockBytes.length;
+    await profiler?.stop(label);
     await ledger.close();
     const txs = blockBytes.length * TXS_PER_BLOCK;
     times.sort((a, b) => a - b);
@@ -218,62 +302,88 @@ export async function run(args = []) {
     const per = (k) => fmt(phases[k] / blockBytes.length);
     console.log(
       `${''.padEnd(28)} per block: checks ${per('checkMs')} ms, validation ${per('validateMs')} ms, write ${per('writeMs')} ms; ` +
-        `CPU ${fmt(cpuMsPerBlock)} ms (all threads) = ${fmt((TXS_PER_BLOCK * 1000) / cpuMsPerBlock)} tx per CPU-second`,
+        `CPU ${fmt(cpuMsPerBlock)} ms (all threads${mainMsPerBlock === undefined ? '' : `; main thread ${fmt(mainMsPerBlock)} ms`}) = ${fmt((TXS_PER_BLOCK * 1000) / cpuMsPerBlock)} tx per CPU-second`,
     );
     if (valid !== txs) throw new Error(`${label}: only ${valid} of ${txs} transactions were valid`);
+    return { wall: txs / seconds, perCpu: (TXS_PER_BLOCK * 1000) / cpuMsPerBlock };
   }
 
   try {
-    // Run 1: empty state.
+    // Run 1: empty state; every transaction creates a new key (reads it as absent).
     const t0 = Date.now();
     const fresh = await buildBlocks(blocks, (b, i) => `new-${b}-${i}`, null);
     console.log(`built ${blocks} blocks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    await measure('state: 0 keys', join(dir, 'empty'), fresh);
+    // Warm-up, unmeasured: the first blocks a process commits run unoptimized code. Two of the same
+    // blocks on a scratch ledger, with their own verifier (so the measured run's result cache is cold).
+    {
+      const warmVerifier = createSignatureVerifier({ poolSize: workers });
+      const ledger = await openChannelLedger({
+        dataDir: join(dir, 'warmup'),
+        channelId,
+        signatureVerifier: warmVerifier,
+      });
+      await ledger.commitBlock(c.encodeBlock(genesis));
+      for (const b of fresh.slice(0, 2)) await ledger.commitBlock(b);
+      await ledger.close();
+      await warmVerifier.close();
+      await rm(join(dir, 'warmup'), { recursive: true, force: true });
+    }
+    const empty = await measure('state: 0 keys', join(dir, 'empty'), fresh);
 
-    // Run 2: pre-populated state (keys pre-0000000.. at version (0,0)), transactions read and update them.
+    // Run 2: pre-populated state (keys pre-0000000.. at version (0,0)); transactions read and update
+    // keys spread evenly over all of them, so their reads and writes land all over the key space.
     const popDir = join(dir, 'populated');
     {
       const ledger = await openChannelLedger({ dataDir: popDir, channelId, signatureVerifier: verifier });
       await ledger.commitBlock(c.encodeBlock(genesis));
       await ledger.close();
     }
+    // Straight into the state DB through its own applyUpdates, in large level batches (not by
+    // committing blocks); the keys are new, so applyUpdates is told so instead of reading them.
     const kv = await openLevelKV(channelLedgerPath(popDir, channelId));
     const stores = await openLedgerStores(kv);
     const value = randomBytes(64);
     const pStart = Date.now();
     let written = 0;
-    const BATCH = 20_000;
+    const BATCH = 50_000;
+    const keyName = (n) => `pre-${String(n).padStart(7, '0')}`;
     while (written < prepopulate && Date.now() - pStart < budgetSeconds * 1000) {
       const n = Math.min(BATCH, prepopulate - written);
       const updates = [];
+      const absent = new Map();
       for (let i = 0; i < n; i++) {
-        updates.push({
-          namespace: 'bench',
-          key: `pre-${String(written + i).padStart(7, '0')}`,
-          kind: 'put',
-          value,
-          version: { blockNum: 0, txNum: 0 },
-        });
+        const key = keyName(written + i);
+        updates.push({ namespace: 'bench', key, kind: 'put', value, version: { blockNum: 0, txNum: 0 } });
+        // (An older build without stateCacheKey reads them instead.)
+        if (stateCacheKey) absent.set(stateCacheKey('bench', key), undefined);
       }
       const batch = kv.batch();
-      await stores.state.applyUpdates(batch, updates, 1);
+      await stores.state.applyUpdates(batch, updates, 1, absent);
       await batch.write();
       written += n;
     }
     await kv.close();
     const pSeconds = (Date.now() - pStart) / 1000;
     console.log(
-      `pre-populated ${fmt(written)} keys in ${pSeconds.toFixed(1)} s${written < prepopulate ? ` (time budget of ${budgetSeconds} s reached before ${fmt(prepopulate)})` : ''}`,
+      `pre-populated ${fmt(written)} keys in ${pSeconds.toFixed(1)} s (${fmt(written / pSeconds)} keys/s, level batches of ${fmt(BATCH)})${written < prepopulate ? `; time budget of ${budgetSeconds} s reached before ${fmt(prepopulate)}` : ''}`,
     );
     if (written < blocks * TXS_PER_BLOCK)
       throw new Error(`pre-populate at least ${blocks * TXS_PER_BLOCK} keys (${TXS_PER_BLOCK} per block)`);
     const stride = Math.max(1, Math.floor(written / (blocks * TXS_PER_BLOCK)));
-    const updating = await buildBlocks(
-      blocks,
-      (b, i) => `pre-${String(((b - 1) * TXS_PER_BLOCK + i) * stride).padStart(7, '0')}`,
-      { blockNum: 0, txNum: 0 },
+    const updating = await buildBlocks(blocks, (b, i) => keyName(((b - 1) * TXS_PER_BLOCK + i) * stride), {
+      blockNum: 0,
+      txNum: 0,
+    });
+    const full = await measure(`state: ${fmt(written)} keys`, popDir, updating);
+
+    const pct = (a, b) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(1)}%`;
+    console.log(
+      `\nvalidate+commit at 0 keys: ${fmt(empty.wall)} tx/s (${fmt(empty.perCpu)} tx per CPU-second); at ${fmt(written)} keys: ` +
+        `${fmt(full.wall)} tx/s (${fmt(full.perCpu)} tx per CPU-second); difference ${pct(empty.wall, full.wall)} wall-clock, ` +
+        `${pct(empty.perCpu, full.perCpu)} per CPU-second (load average ${loadavg()
+          .map((x) => x.toFixed(1))
+          .join(' ')})`,
     );
-    await measure(`state: ${fmt(written)} keys`, popDir, updating);
   } finally {
     await verifier.close();
     await rm(dir, { recursive: true, force: true });

@@ -1,5 +1,7 @@
 // Ordering throughput and latency of three local orderer processes (Raft over libp2p, level storage).
-// `npm run bench -- orderer [seconds] [clients]` (default 15 s, 1000 concurrent clients; bounded to 120 s).
+// `npm run bench -- orderer [seconds] [clients] [batch]` (default 15 s, 1000 concurrent clients, batch 1;
+// bounded to 120 s). With batch > 1 each request carries that many envelopes on the batch broadcast
+// route (POST …/broadcast/batch); batch 1 is the single-envelope route Fabric clients use.
 // Each client broadcasts one envelope at a time and waits for its block, so throughput is at most
 // clients / latency: with too few clients the bench measures batching latency, not ordering capacity.
 // Uses the built dist: packages/orderer/dist/main.js (or LOOM_ORDERER_BIN) and packages/common/dist.
@@ -7,6 +9,7 @@
 // client sees: batching + Raft commit + write) at p50/p90/p99, and the orderers' CPU time per ordered
 // envelope (from /proc, all three processes; a figure that does not depend on the machine's load).
 import { spawn } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -45,6 +48,34 @@ async function until(what, fn, timeoutMs) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
+// Keep-alive node:http (fetch costs the client several times more CPU per request, and the client
+// shares the machine's 2 cores with the orderers it measures).
+const agent = new Agent({ keepAlive: true, maxSockets: 5000 });
+function post(port, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': body.length },
+        timeout: 15_000,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 function pct(sorted, p) {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -53,6 +84,8 @@ function pct(sorted, p) {
 export async function run(args = []) {
   const seconds = Number(args[0] ?? 15);
   const clients = Number(args[1] ?? 1000);
+  const batch = Number(args[2] ?? 1);
+  if (!(Number.isInteger(batch) && batch >= 1 && batch <= 1000)) throw new Error('batch must be in [1, 1000]');
   if (!(seconds > 0 && seconds <= 120)) throw new Error('seconds must be in (0, 120]');
   if (!(clients >= 1 && clients <= 5000)) throw new Error('clients must be in [1, 5000]');
   const common = await load('index.js');
@@ -218,33 +251,69 @@ export async function run(args = []) {
         return undefined;
       }
     };
+    // The orderers' CPU with no load (Raft ticks and heartbeats), over 3 s: subtracted below so the
+    // per-envelope figure is the marginal cost of ordering, which is what bounds capacity.
+    const idleStart = await cpuMs();
+    const idleT0 = Date.now();
+    await new Promise((r) => setTimeout(r, 3_000));
+    const idleEnd = await cpuMs();
+    const idleCpuMsPerSec =
+      idleStart !== undefined && idleEnd !== undefined ? ((idleEnd - idleStart) * 1000) / (Date.now() - idleT0) : 0;
     const cpuBefore = await cpuMs();
+    const clientBefore = process.cpuUsage();
     const latencies = [];
     let ok = 0;
     let failed = 0;
     let maxBlock = 0;
-    const data = randomBytes(256);
+    // 200 bytes of transaction data; the envelope around it also carries the creator's certificate.
+    const data = randomBytes(200);
+    let envBytes = 0;
+    const framed = (envs) => {
+      const out = Buffer.allocUnsafe(envs.reduce((n, e) => n + 4 + e.length, 0));
+      let o = 0;
+      for (const e of envs) {
+        out.writeUInt32BE(e.length, o);
+        out.set(e, o + 4);
+        o += 4 + e.length;
+      }
+      return out;
+    };
     const started = Date.now();
     const stopAt = started + seconds * 1000;
     await Promise.all(
       Array.from({ length: clients }, async (_, c) => {
         for (let k = 0; Date.now() < stopAt; k++) {
           const n = nodes[(c + k) % nodes.length];
-          const env = envelope(org1.client, common.HeaderType.ENDORSER_TRANSACTION, data);
+          const envs = Array.from({ length: batch }, () =>
+            envelope(org1.client, common.HeaderType.ENDORSER_TRANSACTION, data),
+          );
+          if (envBytes === 0) envBytes = envs[0].length;
           const t0 = performance.now();
           try {
-            const r = await fetch(`http://127.0.0.1:${n.port}/v1/channels/${CH}/broadcast`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/octet-stream' },
-              body: env,
-              signal: AbortSignal.timeout(15_000),
-            });
-            const body = await r.json();
-            if (r.status === 200) {
-              ok++;
-              latencies.push(performance.now() - t0);
-              if (body.blockNumber > maxBlock) maxBlock = body.blockNumber;
-            } else failed++;
+            if (batch === 1) {
+              const r = await post(n.port, `/v1/channels/${CH}/broadcast`, envs[0]);
+              if (r.status === 200) {
+                ok++;
+                latencies.push(performance.now() - t0);
+                const body = JSON.parse(r.body);
+                if (body.blockNumber > maxBlock) maxBlock = body.blockNumber;
+              } else failed++;
+            } else {
+              const r = await post(n.port, `/v1/channels/${CH}/broadcast/batch`, framed(envs));
+              if (r.status !== 200) failed += batch;
+              else {
+                const ms = performance.now() - t0;
+                for (const x of JSON.parse(r.body).results) {
+                  if (x.status !== 200) {
+                    failed++;
+                    continue;
+                  }
+                  ok++;
+                  latencies.push(ms);
+                  if (x.blockNumber > maxBlock) maxBlock = x.blockNumber;
+                }
+              }
+            }
           } catch {
             failed++;
           }
@@ -253,13 +322,19 @@ export async function run(args = []) {
     );
     const elapsed = (Date.now() - started) / 1000;
     const cpuAfter = await cpuMs();
+    const clientCpu = process.cpuUsage(clientBefore);
+    const clientCpuMsPerTx = ok > 0 ? (clientCpu.user + clientCpu.system) / 1000 / ok : undefined;
     const cpuPerTxMs =
       cpuBefore !== undefined && cpuAfter !== undefined && ok > 0 ? (cpuAfter - cpuBefore) / ok : undefined;
+    const marginalCpuPerTxMs =
+      cpuPerTxMs === undefined ? undefined : Math.max(0, cpuPerTxMs - (idleCpuMsPerSec * elapsed) / ok);
     latencies.sort((a, b) => a - b);
     const result = {
       bench: 'orderer',
       nodes: 3,
       clients,
+      batch,
+      envelopeBytes: envBytes,
       seconds: Number(elapsed.toFixed(1)),
       orderedTxPerSec: Math.round(ok / elapsed),
       blocksPerSec: Number((maxBlock / elapsed).toFixed(1)),
@@ -271,14 +346,24 @@ export async function run(args = []) {
       },
       failed,
       ordererCpuMsPerTx: cpuPerTxMs === undefined ? null : Number(cpuPerTxMs.toFixed(3)),
+      ordererIdleCpuMsPerSec: Math.round(idleCpuMsPerSec),
+      ordererMarginalCpuMsPerTx: marginalCpuPerTxMs === undefined ? null : Number(marginalCpuPerTxMs.toFixed(3)),
+      clientCpuMsPerTx: clientCpuMsPerTx === undefined ? null : Number(clientCpuMsPerTx.toFixed(3)),
+      loadAverage: (await import('node:os')).loadavg().map((x) => Number(x.toFixed(2))),
     };
     console.log(
-      `orderer (3 nodes, ${clients} clients, ${result.seconds}s): ${result.orderedTxPerSec} tx/s ordered, ` +
+      `orderer (3 nodes, ${clients} clients × ${batch} envelope(s) of ${envBytes} bytes per request, ${result.seconds}s): ${result.orderedTxPerSec} tx/s ordered, ` +
         `${result.blocksPerSec} blocks/s, ${result.txPerBlock} tx/block, broadcast→commit latency ` +
         `p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, ${failed} failed` +
         (cpuPerTxMs === undefined
           ? ''
-          : `; orderer CPU ${cpuPerTxMs.toFixed(2)} ms per envelope (3 processes) → the orderers alone could order at most ${Math.round(2000 / cpuPerTxMs)} tx/s on 2 idle cores`),
+          : `; orderer CPU ${cpuPerTxMs.toFixed(2)} ms per envelope (3 processes; ${marginalCpuPerTxMs.toFixed(2)} ms above the ` +
+            `${Math.round(idleCpuMsPerSec)} ms/s they use idle) → the orderers alone could order at most ` +
+            `${Math.round((2000 - idleCpuMsPerSec) / marginalCpuPerTxMs)} tx/s on 2 idle cores`) +
+        (clientCpuMsPerTx === undefined
+          ? ''
+          : `; bench client CPU ${clientCpuMsPerTx.toFixed(2)} ms per envelope (signing + HTTP, same machine)`) +
+        `; load average ${result.loadAverage.join(' ')}`,
     );
     console.log(JSON.stringify(result));
   } finally {
@@ -293,6 +378,7 @@ export async function run(args = []) {
     );
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
+    agent.destroy();
     await rm(root, { recursive: true, force: true });
   }
 }

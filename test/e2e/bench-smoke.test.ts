@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPidAlive, readPids, stopPids } from '../../packages/cli/src/network/processes.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const loom = join(root, 'packages/cli/dist/bin/loom.js');
@@ -40,17 +41,12 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
   });
 }
 
-/** Kills whatever the launcher recorded in the data directory (a failed run may leave processes). */
-function killRecorded(): void {
-  const file = join(work, 'data', 'pids.json');
-  if (!existsSync(file)) return;
-  for (const { pid } of JSON.parse(readFileSync(file, 'utf8')) as { pid: number }[]) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+/**
+ * Stops whatever the launcher recorded in the data directory (a failed run may leave processes):
+ * SIGTERM first, so the peers end their chaincode processes, then SIGKILL what is left.
+ */
+async function stopRecorded(): Promise<void> {
+  if (work) await stopPids(readPids(join(work, 'data')));
 }
 
 beforeAll(async () => {
@@ -64,9 +60,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  killRecorded();
+  await stopRecorded();
   if (work) await rm(work, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('loom bench (e2e smoke)', () => {
   it('refuses bad arguments at once, with the option named', async () => {
@@ -129,14 +125,8 @@ describe('loom bench (e2e smoke)', () => {
     expect(page).toContain('Throughput over time');
     // The network the bench started is stopped again.
     const pids = JSON.parse(readFileSync(join(work, 'data', 'pids.json'), 'utf8')) as { pid: number }[];
-    const alive = pids.filter(({ pid }) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    // A zombie (exited, reparented, not yet reaped by init) holds nothing: it does not count.
+    const alive = pids.filter(({ pid }) => isPidAlive(pid));
     expect(alive).toEqual([]);
   });
 });

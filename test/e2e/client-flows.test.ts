@@ -79,6 +79,23 @@ async function take<T>(events: CloseableAsyncIterable<T>, count: number, timeout
   return out;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits (bounded) until the peer behind `g` has committed block `blockNumber`. Commit status is per
+ * peer: a transaction the gateway's peer reports committed may not be on another org's peer yet.
+ */
+async function committedOn(g: Gateway, blockNumber: number, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let height = -1;
+  while (Date.now() < end) {
+    height = Number((await g.getNetwork('mychannel').getLedgerDigest()).digest.height);
+    if (height > blockNumber) return;
+    await sleep(200);
+  }
+  throw new Error(`peer at height ${height} did not commit block ${blockNumber} within ${timeoutMs} ms`);
+}
+
 const config = networkConfig();
 let net: NetworkConfig;
 let gateway: Gateway;
@@ -91,6 +108,10 @@ beforeAll(async () => {
   up = true;
   const r = await run(['network', 'up', '--detach', '--config', config], 330_000);
   if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out}`);
+  // `network up` reports a failed deployment and still exits 0: say so once, not in every test.
+  if (!/chaincode basic: definition \S+ sequence \d+ committed/.test(r.out)) {
+    throw new Error(`basic was not deployed:\n${r.out}`);
+  }
   gateway = await gatewayFor(net, net.organizations[0]!, 'User1');
 }, 360_000);
 
@@ -137,9 +158,10 @@ describe.skipIf(!existsSync(loom))('client SDK flows against a launched network'
       expect(status).toMatchObject({ transactionId: txId, successful: true, code: 0, codeName: 'VALID' });
       expect(status.blockNumber).toBeGreaterThan(0);
 
-      // Committed: Org2's peer (another gateway, signing in the SDK) reads it.
+      // Committed: Org2's peer (another gateway, signing in the SDK) reads it once it has the block.
       const org2 = await gatewayFor(net, net.organizations[1]!, 'User1');
       try {
+        await committedOn(org2, status.blockNumber);
         const asset = JSON.parse(dec.decode(await basic(org2).evaluateTransaction('ReadAsset', 'offline-1')));
         expect(asset).toMatchObject({ ID: 'offline-1', Color: 'green', Size: 7, Owner: 'Ada', AppraisedValue: 900 });
       } finally {
@@ -226,9 +248,12 @@ describe.skipIf(!existsSync(loom))('client SDK flows against a launched network'
     const ids = Array.from({ length: 8 }, (_, i) => `mid-${i}`);
     await Promise.all(ids.map((id) => contract.submitTransaction('CreateAsset', id, 'red', '1', 'Tom', '1')));
     const start = Number(await network.getLedgerDigest().then((d) => d.digest.height));
-    const commits = await Promise.all(
-      ids.map((id) => contract.submitAsync('TransferAsset', { arguments: [id, 'Kim'] })),
+    // Endorsed first, then sent to the orderers together: the 8 envelopes arrive within one batch
+    // timeout however slow the endorsements are, so a block holds several of them.
+    const endorsed = await Promise.all(
+      ids.map((id) => contract.newProposal('TransferAsset', { arguments: [id, 'Kim'] }).endorse()),
     );
+    const commits = await Promise.all(endorsed.map((t) => t.submit()));
     await Promise.all(commits.map((c) => c.getStatus()));
     const all = await take(await network.getChaincodeEvents('basic', { startBlock: start }), ids.length);
     const perBlock = new Map<number, number>();

@@ -2,7 +2,7 @@
  * Channel config updates on real processes, through the real CLI binary (`loom channel config
  * fetch|diff|compute-update|sign|update`): a detached network (3 CAs, 3 Raft orderers plus a 4th
  * orderer process that is not yet a consenter, 2 peers, `basic` deployed) on its own ports
- * (default + 8000) and data directory.
+ * (default + 8000, or LOOM_CFGUPD_PORT_OFFSET) and data directory.
  *
  *   1. a batch change signed by an application admin only is refused naming /Channel/Orderer/Admins;
  *      signed by the orderer admin it is accepted, and the following blocks hold ≤ maxMessageCount;
@@ -44,7 +44,8 @@ import { httpRequest } from '../../packages/cli/src/network/http.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-cfgupd-'));
-const OFFSET = 8000;
+// LOOM_CFGUPD_PORT_OFFSET moves the network elsewhere (e.g. when other networks run beside it).
+const OFFSET = Number(process.env.LOOM_CFGUPD_PORT_OFFSET ?? 8000);
 const dataDir = join(work, 'data');
 const CHANNEL = 'mychannel';
 

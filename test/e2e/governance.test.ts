@@ -26,6 +26,7 @@ const OFFSET = 10500;
 const dataDir = join(work, 'data');
 const ORG3_PEER = `https://127.0.0.1:${9251 + OFFSET}`;
 const ORG1_PEER = `https://127.0.0.1:${7051 + OFFSET}`;
+const ORG2_PEER = `https://127.0.0.1:${8051 + OFFSET}`;
 const ORDERER0 = `https://127.0.0.1:${7050 + OFFSET}`;
 
 const ORG3 = `
@@ -118,6 +119,26 @@ async function height(peer: string): Promise<number> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let up = false;
 
+/** The channel's peers (Org3's once it has joined). */
+const members = [ORG1_PEER, ORG2_PEER];
+
+/**
+ * Waits until every member peer has committed as many blocks as the furthest one has now. Commit
+ * status is per peer and each `loom governance` command reads and endorses on its own org's peer,
+ * so an org acting on another org's last transaction waits for its peer to have it.
+ */
+async function syncPeers(timeoutMs = 120_000): Promise<number> {
+  const target = Math.max(...(await Promise.all(members.map(height))));
+  const end = Date.now() + timeoutMs;
+  let heights: number[] = [];
+  while (Date.now() < end) {
+    heights = await Promise.all(members.map(height));
+    if (heights.every((h) => h >= target)) return target;
+    await sleep(250);
+  }
+  throw new Error(`peers at ${heights.join(', ')} did not reach height ${target} within ${timeoutMs} ms`);
+}
+
 afterAll(async () => {
   if (up) await run(['network', 'down', '--config', cfg], 120_000);
   rmSync(work, { recursive: true, force: true });
@@ -164,6 +185,7 @@ describe.skipIf(!existsSync(loom))('governance by vote', () => {
     expect(again.code).not.toBe(0);
     expect(again.out).toContain('GOVERNANCE_ALREADY_VOTED');
 
+    await syncPeers();
     const v2 = await gov(['vote', invite.id, 'yes', '--org', 'Org2MSP']);
     expect(v2.code, v2.out).toBe(0);
     const applied = json<Proposal>(v2);
@@ -171,6 +193,7 @@ describe.skipIf(!existsSync(loom))('governance by vote', () => {
     expect(applied.appliedBlock).toBeGreaterThan(0);
     invite = applied;
 
+    await syncPeers();
     const human = await run(['governance', 'list', '--config', cfg]);
     expect(human.out).toMatch(new RegExp(`${invite.id}\\s+APPLIED\\s+Org1MSP\\s+2/0/2`));
   }, 420_000);
@@ -201,8 +224,10 @@ describe.skipIf(!existsSync(loom))('governance by vote', () => {
     expect(joined.status, joined.body.toString()).toBeLessThan(300);
     const target = await height(ORG1_PEER);
     expect(target).toBeGreaterThan(invite.appliedBlock!);
-    for (let i = 0; i < 120 && (await height(ORG3_PEER)) < target; i++) await sleep(500);
+    const end = Date.now() + 120_000;
+    while (Date.now() < end && (await height(ORG3_PEER)) < target) await sleep(500);
     expect(await height(ORG3_PEER)).toBeGreaterThanOrEqual(target);
+    members.push(ORG3_PEER);
 
     // Org3 installs basic and approves the committed definition (the network-config now lists Org3)
     const dep = await run(['chaincode', 'deploy', '-n', 'basic', '--config', cfgAfter], 180_000);
@@ -255,10 +280,13 @@ describe.skipIf(!existsSync(loom))('governance by vote', () => {
     expect(r.code, r.out).toBe(0);
     const p = json<Proposal>(r);
     expect(p.members).toEqual(['Org1MSP', 'Org2MSP', 'Org3MSP']);
+    // The deadline is 2 s after the proposing transaction's timestamp (taken before it was sent).
     await sleep(3000);
+    await syncPeers();
     const late = await gov(['vote', p.id, 'yes', '--org', 'Org3MSP']);
     expect(late.code).not.toBe(0);
     expect(late.out).toContain('GOVERNANCE_VOTE_AFTER_DEADLINE');
+    await syncPeers();
     const expired = await gov(['expire', p.id, '--org', 'Org2MSP']);
     expect(expired.code, expired.out).toBe(0);
     expect(json<Proposal>(expired)).toMatchObject({ status: 'EXPIRED', recordedStatus: 'EXPIRED', tally: { yes: 0 } });
@@ -268,10 +296,13 @@ describe.skipIf(!existsSync(loom))('governance by vote', () => {
     const r = await gov(['propose', '--set', 'batch.maxMessageCount=10', '--org', 'Org3MSP', '--duration', '30m']);
     expect(r.code, r.out).toBe(0);
     const p = json<Proposal>(r);
+    await syncPeers();
     expect((await gov(['vote', p.id, 'no', '--org', 'Org1MSP'])).code).toBe(0);
+    await syncPeers();
     const v = await gov(['vote', p.id, 'no', '--org', 'Org2MSP']);
     expect(v.code, v.out).toBe(0);
     expect(json<Proposal>(v)).toMatchObject({ status: 'REJECTED', recordedStatus: 'REJECTED', tally: { no: 2 } });
+    await syncPeers();
     const list = json<Proposal[]>(await gov(['list']));
     expect(list.map((x) => x.status)).toEqual(['APPLIED', 'EXPIRED', 'REJECTED']);
   }, 360_000);

@@ -86,13 +86,11 @@ describe.skipIf(!existsSync(ORDERER_BIN))('orderer: kill -9 the leader under sus
     await chaos;
     console.info(`new leader agreed ${electionMs.join(', ')} ms after each kill; ${TOTAL} envelopes acknowledged`);
     expect(electionMs).toHaveLength(KILLS);
-    // The ordering issue's target is a new leader within 3 s. One cause of slow elections is fixed:
-    // a restarted node installing a snapshot used to stop answering Raft (votes included) until its
-    // block catch-up ended, up to the 5 s pull timeout when it pulled from the leader just killed
-    // (chain.ts now applies on a queue beside the Raft loop). On a 2-core machine at load 30-40 the
-    // elections still measured 1.2-4.2 s (scheduling delays against 0.6-1.2 s election timeouts), so
-    // CI bounds them at 10 s and prints the measured times above.
-    expect(Math.max(...electionMs), `elections took ${electionMs.join(', ')} ms`).toBeLessThan(10_000);
+    // The ordering issue's target: a new leader within 3 s of the kill, measured from the SIGKILL to
+    // the moment every surviving node reports the same new leader (polled every 25 ms). Elections
+    // time out after 0.6-1.2 s here (tickMs 50, electionTick 12); a restarted node applies on a queue
+    // beside the Raft loop (chain.ts), so a node catching up still votes.
+    expect(Math.max(...electionMs), `elections took ${electionMs.join(', ')} ms`).toBeLessThan(3_000);
 
     const height = Math.max(...(await Promise.all(procs.map((p) => channelInfo(p, CH)))).map((i) => i.height));
     await until(

@@ -11,6 +11,7 @@
  * This module is pure and browser-portable (no node: imports).
  */
 import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions } from 'cborg';
+import { decodeCanonicalFast, NOT_DECODED } from './canonical-cbor.js';
 import { EncodingErrorCode, LoomError } from './errors.js';
 
 export type Bytes = Uint8Array;
@@ -31,11 +32,18 @@ export function encodeValue(value: unknown): Bytes {
   return cborEncode(value, rfc8949EncodeOptions);
 }
 
-/** Decodes strictly and rejects any input that is not the canonical encoding of its value. */
+/**
+ * Decodes strictly and rejects any input that is not the canonical encoding of its value. Byte
+ * strings in the result may be views into one private copy of the input (canonical-cbor.ts).
+ */
 export function decodeValue(bytes: Bytes, what: string): unknown {
   if (!(bytes instanceof Uint8Array)) {
     throw new LoomError(EncodingErrorCode.MALFORMED, `${what}: expected bytes`, { details: { what } });
   }
+  // One pass that decodes and checks canonical form together, for the CBOR subset Loom's structures
+  // use; anything else (or anything it is unsure of) is decided below as before.
+  const fast = decodeCanonicalFast(bytes);
+  if (fast !== NOT_DECODED) return fast;
   let value: unknown;
   try {
     value = cborDecode(bytes, decodeOptions);

@@ -734,24 +734,17 @@ describe('runtime', () => {
         runtime: ext,
         signer: { identity: net.org1.peer.serialized, sign: (m) => net.org1.peer.signer.sign(m) },
       });
-      // The server needs a moment to listen: retry the first proposal a few times.
-      let r: (ProposalResult & { json: unknown }) | undefined;
-      for (let i = 0; i < 20 && r === undefined; i++) {
-        try {
-          r = await endorse(['getput', 'k', 'v'], { chaincode: 'ext', e });
-        } catch (err) {
-          if (!(err instanceof LoomError) || err.code !== 'CHAINCODE_START_FAILED') throw err;
-          await new Promise((res) => setTimeout(res, 250));
-        }
-      }
-      expect(r?.response.response.status).toBe(200);
-      expect(nsOf(r!, 'ext').rwset.writes).toEqual([{ key: 'k', isDelete: false, value: utf('v') }]);
+      // The server process needs a moment (long on a loaded machine) to start listening.
+      await untilListening(port);
+      const r = await endorse(['getput', 'k', 'v'], { chaincode: 'ext', e });
+      expect(r.response.response.status).toBe(200);
+      expect(nsOf(r, 'ext').rwset.writes).toEqual([{ key: 'k', isDelete: false, value: utf('v') }]);
     } finally {
       definitions.delete('ext');
       await ext.stop();
       child.kill('SIGKILL');
     }
-  });
+  }, 90_000);
 
   it('chaincode-as-a-service over mutual TLS: tls_required, client_auth_required and the PEMs of connection.json', async () => {
     const { createEphemeralTlsCa } = await import('@loom/common/tls/index');
@@ -808,16 +801,9 @@ describe('runtime', () => {
         runtime: ext,
         signer: { identity: net.org1.peer.serialized, sign: (m) => net.org1.peer.signer.sign(m) },
       });
-      let r: (ProposalResult & { json: unknown }) | undefined;
-      for (let i = 0; i < 20 && r === undefined; i++) {
-        try {
-          r = await endorse(['getput', 'k', 'v'], { chaincode: 'exttls', e });
-        } catch (err) {
-          if (!(err instanceof LoomError) || err.code !== 'CHAINCODE_START_FAILED') throw err;
-          await new Promise((res) => setTimeout(res, 250));
-        }
-      }
-      expect(r?.response.response.status).toBe(200);
+      await untilListening(port);
+      const r = await endorse(['getput', 'k', 'v'], { chaincode: 'exttls', e });
+      expect(r.response.response.status).toBe(200);
       expect(await rejectCode(endorse(['getput', 'k', 'v'], { chaincode: 'exttls-noclient', e }))).toBe(
         'CHAINCODE_START_FAILED',
       );
@@ -827,7 +813,7 @@ describe('runtime', () => {
       await ext.stop();
       child.kill('SIGKILL');
     }
-  });
+  }, 90_000);
 });
 
 describe('endorsed rwsets through the block validator', () => {
@@ -941,6 +927,24 @@ describe('simulator', () => {
     expect(hashedNamespace('kitchen', 'secret')).toBe('kitchen$$hsecret');
   });
 });
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port` (bounded). */
+async function untilListening(port: number, timeoutMs = 45_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

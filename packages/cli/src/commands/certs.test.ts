@@ -185,7 +185,7 @@ describe('loom certs renew', () => {
         cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(await readFile(node.tlsFiles.keyFile))),
       ).toBe(true);
 
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 20_000;
       while (reloadable.current().serial !== renewed.serial && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
       }

@@ -285,7 +285,11 @@ export function registerChaincodeCommands(program: Command): void {
           await g
             .getNetwork(ch)
             .getContract('_lifecycle')
-            .submitTransaction('ApproveChaincodeDefinitionForMyOrg', JSON.stringify({ ...d, packageId }));
+            // Endorsed by the approving org's own peer alone, as in Fabric.
+            .submit('ApproveChaincodeDefinitionForMyOrg', {
+              arguments: [JSON.stringify({ ...d, packageId })],
+              endorsingOrganizations: [g.getIdentity().mspId],
+            });
           output(
             json(),
             { approved: true, channel: ch, ...d, packageId },

@@ -1,6 +1,6 @@
 /** `loom network up|down|status` and `loom start` (network up + demo, until Ctrl-C). */
 import { resolve } from 'node:path';
-import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
+import { LoomError, loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import type { Command } from 'commander';
 import { runDemo } from '../network/demo.js';
 import { isPidAlive, readPids, stopPids } from '../network/processes.js';
@@ -70,6 +70,14 @@ export function registerNetworkCommands(program: Command): void {
       const net = await loadConfig(opts);
       const handle = await networkUp(net, { detach: Boolean(opts.detach), progress: progressPrinter(json) });
       printEndpoints(handle, json);
+      if (handle.chaincodeFailed && opts.detach) {
+        // The network is usable for inspection, but what the config asked for is not there: say so
+        // with a failing exit status, so scripts and CI do not go on against a half-deployed network.
+        throw new LoomError(
+          'NETWORK_CHAINCODE_DEPLOY_FAILED',
+          `${handle.chaincodeNote}; the other processes are still up (logs in ${net.dataDir}/logs; 'loom network down' stops them)`,
+        );
+      }
       if (!opts.detach) await holdUntilSignal(handle);
     });
 

@@ -165,10 +165,11 @@ export async function deployChaincode(
         progress.step(`chaincode ${cc.name}: Admin@${org.domain} already approved sequence ${cc.sequence}`);
         continue;
       }
-      await lifecycle(g, channel).submitTransaction(
-        'ApproveChaincodeDefinitionForMyOrg',
-        JSON.stringify({ ...def, packageId }),
-      );
+      // Endorsed by the approving org's own peer alone, as in Fabric.
+      await lifecycle(g, channel).submit('ApproveChaincodeDefinitionForMyOrg', {
+        arguments: [JSON.stringify({ ...def, packageId })],
+        endorsingOrganizations: [org.mspId],
+      });
       progress.step(`chaincode ${cc.name}: approved by Admin@${org.domain}`);
     }
     const readiness = JSON.parse(

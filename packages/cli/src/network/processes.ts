@@ -60,12 +60,19 @@ export function spawnNode(
   return { name, kind, pid: child.pid ?? -1, logFile, child, alive: () => !exited };
 }
 
+/** Whether `pid` runs. A zombie (exited, not yet reaped by its parent) does not: it holds no port or file. */
 export function isPidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // Linux: the state follows the parenthesised command name, which may itself contain ") ".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): kill(pid, 0) is all there is
   }
 }
 
@@ -108,4 +115,8 @@ export async function stopPids(pids: readonly { pid: number }[], graceMs = 10_00
       }
     }
   }
+  // A killed process still holds its ports and files until the kernel has torn it down: return
+  // once it has (bounded), so `network down && network up` never meets the old processes.
+  const killDeadline = Date.now() + 5_000;
+  while (Date.now() < killDeadline && pids.some((p) => isPidAlive(p.pid))) await new Promise((r) => setTimeout(r, 50));
 }

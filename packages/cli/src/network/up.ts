@@ -37,6 +37,8 @@ export interface NetworkHandle {
   peers: { mspId: string; fqdn: string; url: string }[];
   /** Whether the peers serve the gateway and chaincode routes and every chaincode is deployed. */
   chaincodeReady: boolean;
+  /** True when the config declares chaincode and deploying it failed (`chaincodeNote` says why). */
+  chaincodeFailed: boolean;
   /** Why chaincode is not ready, when it is not. */
   chaincodeNote?: string;
 }
@@ -111,12 +113,16 @@ async function startCas(net: NetworkConfig, detach: boolean, progress: Progress)
       nodes.map(async (n, i) => {
         const org = allOrgs(net)[i]!;
         const tlsRoot = join(layout.caDir(net, org), 'data', 'tlsca-cert.pem');
-        // The CA writes its TLS root on start; wait for it before trusting it.
-        const deadline = Date.now() + 30_000;
+        // The CA writes its TLS root on start; wait for it before trusting it. Bounds as generous as
+        // the orderers' and peers': starting a node takes tens of seconds on a loaded machine.
+        const deadline = Date.now() + 120_000;
         while (net.tls.enabled && !existsSync(tlsRoot) && Date.now() < deadline && n.alive())
           await new Promise((r) => setTimeout(r, 100));
+        if (net.tls.enabled && !existsSync(tlsRoot)) {
+          throw new Error(`CA ${org.ca.name} wrote no TLS root (${tlsRoot}) in 120 s (see its log)`);
+        }
         const ca = net.tls.enabled ? [await readFile(tlsRoot, 'utf8')] : undefined;
-        await waitForHealthy(`${caUrl(net, org)}/healthz`, ca, 30_000, n.alive);
+        await waitForHealthy(`${caUrl(net, org)}/healthz`, ca, 120_000, n.alive);
         progress.step(`CA ${org.ca.name} ready at ${caUrl(net, org)}`);
       }),
     ),
@@ -383,6 +389,7 @@ export async function networkUp(
     writePids(net.dataDir, nodes);
 
     let chaincodeReady = false;
+    let chaincodeFailed = false;
     let chaincodeNote: string | undefined;
     if (net.chaincodes.length === 0) {
       chaincodeNote = 'the network-config declares no chaincode';
@@ -396,6 +403,7 @@ export async function networkUp(
         await deployChaincodes(net, progress);
         chaincodeReady = true;
       } catch (e) {
+        chaincodeFailed = true;
         chaincodeNote = `chaincode deployment failed: ${(e as Error).message}`;
         progress.step(`chaincode: ${chaincodeNote} (logs in ${join(net.dataDir, 'logs')})`);
       }
@@ -423,6 +431,7 @@ export async function networkUp(
       tlsRoots,
       peers,
       chaincodeReady,
+      chaincodeFailed,
       ...(chaincodeNote ? { chaincodeNote } : {}),
     };
   } catch (e) {

@@ -97,6 +97,52 @@ export function isHighS(s: bigint): boolean {
   return s > P256_HALF_N;
 }
 
+const P256_N_BYTES = Uint8Array.from(P256_N.toString(16).match(/../g)!, (h) => Number.parseInt(h, 16));
+const P256_HALF_N_BYTES = Uint8Array.from(P256_HALF_N.toString(16).padStart(64, '0').match(/../g)!, (h) =>
+  Number.parseInt(h, 16),
+);
+
+/** The INTEGER at `p` (same rules as readInteger) compared with `limit` (32 bytes): -1, 0, 1; undefined when malformed. */
+function compareInteger(
+  sig: Uint8Array,
+  p: number,
+  end: number,
+  limit: Uint8Array,
+): { cmp: number; next: number } | undefined {
+  if (p + 2 > end || sig[p] !== 0x02) return undefined;
+  const len = sig[p + 1]!;
+  if (len === 0 || len > 33) return undefined;
+  let start = p + 2;
+  const stop = start + len;
+  if (stop > end) return undefined;
+  const first = sig[start]!;
+  if (first & 0x80) return undefined;
+  if (first === 0 && (len === 1 || !(sig[start + 1]! & 0x80))) return undefined;
+  if (first === 0) start++;
+  // Minimal and positive: the magnitude has no leading zero byte, so longer means larger.
+  const n = stop - start;
+  if (n !== 32) return { cmp: n < 32 ? -1 : 1, next: stop };
+  for (let i = 0; i < 32; i++) {
+    const a = sig[start + i]!;
+    const b = limit[i]!;
+    if (a !== b) return { cmp: a < b ? -1 : 1, next: stop };
+  }
+  return { cmp: 0, next: stop };
+}
+
+/**
+ * `!isHighS(parseDerSignature(sig).s)` without throwing or allocating: true only for a strict-DER
+ * signature with r in [1, n) and s in [1, n/2]. For hot paths that check many signatures.
+ */
+export function isStrictLowSDer(sig: Uint8Array): boolean {
+  if (!(sig instanceof Uint8Array) || sig.length < 8 || sig.length > 72) return false;
+  if (sig[0] !== 0x30 || sig[1] !== sig.length - 2) return false;
+  const r = compareInteger(sig, 2, sig.length, P256_N_BYTES);
+  if (r === undefined || r.cmp >= 0) return false;
+  const s = compareInteger(sig, r.next, sig.length, P256_HALF_N_BYTES);
+  return s !== undefined && s.cmp <= 0 && s.next === sig.length;
+}
+
 /** Returns the low-S form of a DER signature (the same bytes when already low-S). */
 export function toLowSDer(sig: Uint8Array): Uint8Array {
   const { r, s } = parseDerSignature(sig);

@@ -39,7 +39,7 @@ function capturedLogger() {
   return { logger: createLogger({ component: 'peer', level: 'debug', destination: stream }), lines };
 }
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await ok())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

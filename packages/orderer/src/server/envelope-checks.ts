@@ -95,10 +95,7 @@ export function checkEnvelope(
 export function authorizeBroadcast(checked: CheckedEnvelope, resources: ChannelResources): void {
   if (checked.channelHeader.type === HeaderType.CONFIG_UPDATE) {
     const c = checked.creator;
-    if (
-      !resources.policies.evaluate('Writers', [c]).satisfied &&
-      !ordererWriters(resources).evaluate('Writers', [c]).satisfied
-    ) {
+    if (!resources.policies.evaluate('Writers', [c]).satisfied && !ordererWriter(resources, c)) {
       throw new LoomError('POLICY_NOT_SATISFIED', 'a config update must be submitted by a writer of the channel', {
         httpStatus: 403,
         details: { policy: 'Writers', mspId: c.mspId },
@@ -114,6 +111,17 @@ export function authorizeBroadcast(checked: CheckedEnvelope, resources: ChannelR
     return;
   }
   resources.policies.require('Writers', [checked.creator]);
+}
+
+/** Whether `c` satisfies the orderer section's Writers; a channel whose orderer section has none has no such writer. */
+function ordererWriter(resources: ChannelResources, c: ValidatedIdentity): boolean {
+  const policies = ordererWriters(resources);
+  try {
+    return policies.evaluate('Writers', [c]).satisfied;
+  } catch (e) {
+    if (isLoomError(e) && e.code === 'POLICY_NOT_FOUND') return false;
+    throw e;
+  }
 }
 
 const ordererPolicyCache = new WeakMap<ChannelResources, ReturnType<typeof ordererPoliciesOf>>();

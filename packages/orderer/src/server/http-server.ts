@@ -6,7 +6,7 @@
  * 503 answers carry `Retry-After`.
  */
 import { Readable } from 'node:stream';
-import { decodeSeekInfo, HeaderType, LoomError, type SeekInfo, type SeekPosition } from '@loom/common';
+import { decodeSeekInfo, HeaderType, LoomError, type SeekInfo, type SeekPosition, toLoomError } from '@loom/common';
 import type { Logger } from '@loom/common/logging';
 import { loomErrorHandler, loomNotFoundHandler } from '@loom/common/ops/error-handler';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
@@ -14,7 +14,15 @@ import { OrdererErrorCode } from '../chain.js';
 import type { Registrar } from '../registrar.js';
 import { frame } from '../transport/frames.js';
 import { authorizeBroadcast, checkEnvelope } from './envelope-checks.js';
-import { type BroadcastResponse, DELIVER_CONTENT_TYPE, ordererRoutes, participationRoutes } from './routes.js';
+import {
+  BROADCAST_BATCH_MAX,
+  type BroadcastBatchItem,
+  type BroadcastBatchResponse,
+  type BroadcastResponse,
+  DELIVER_CONTENT_TYPE,
+  ordererRoutes,
+  participationRoutes,
+} from './routes.js';
 
 /** Large enough for any AbsoluteMaxBytes; the per-channel limit is checked in the handler. */
 const BODY_LIMIT = 128 * 1024 * 1024;
@@ -72,6 +80,26 @@ function bodyBytes(req: FastifyRequest): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
+/** A batch broadcast body → its envelopes (4-byte big-endian length, then the bytes; nothing left over). */
+function splitEnvelopes(body: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let off = 0;
+  while (off < body.length) {
+    if (body.length - off < 4) throw badBatch(`truncated length prefix at byte ${off}`);
+    const len = view.getUint32(off);
+    if (len === 0 || body.length - off - 4 < len) throw badBatch(`frame at byte ${off} is empty or overruns the body`);
+    if (out.length === BROADCAST_BATCH_MAX) throw badBatch(`more than ${BROADCAST_BATCH_MAX} envelopes in one request`);
+    out.push(body.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}
+
+function badBatch(message: string): LoomError {
+  return new LoomError(OrdererErrorCode.BAD_ENVELOPE, `malformed envelope batch: ${message}`, { httpStatus: 400 });
+}
+
 type ChannelParams = { Params: { channel: string } };
 
 export function createPublicServer(registrar: Registrar, logger: Logger, tls?: ServerTls): FastifyInstance {
@@ -89,6 +117,32 @@ export function createPublicServer(registrar: Registrar, logger: Logger, tls?: S
     authorizeBroadcast(checked, resources);
     const at = await chain.submit(bytes, checked.channelHeader.type === HeaderType.CONFIG_UPDATE);
     return { status: 200, blockNumber: at.blockNumber, txIndex: at.txIndex };
+  });
+
+  // Several envelopes per request: the same checks and the same guarantee for each (answered only
+  // once its block is committed), each answered on its own; one HTTP exchange for all of them.
+  app.post<ChannelParams>(ordererRoutes.broadcastBatch.path, async (req): Promise<BroadcastBatchResponse> => {
+    const chain = registrar.require(req.params.channel);
+    const envelopes = splitEnvelopes(bodyBytes(req));
+    const results = await Promise.all(
+      envelopes.map(async (bytes): Promise<BroadcastBatchItem> => {
+        try {
+          const resources = chain.resources;
+          const checked = checkEnvelope(bytes, chain.channel, resources, [
+            HeaderType.ENDORSER_TRANSACTION,
+            HeaderType.MESSAGE,
+            HeaderType.CONFIG_UPDATE,
+          ]);
+          authorizeBroadcast(checked, resources);
+          const at = await chain.submit(bytes, checked.channelHeader.type === HeaderType.CONFIG_UPDATE);
+          return { status: 200, blockNumber: at.blockNumber, txIndex: at.txIndex };
+        } catch (e) {
+          const err = toLoomError(e);
+          return { status: err.httpStatus, ...err.toJSON() };
+        }
+      }),
+    );
+    return { results };
   });
 
   app.post<ChannelParams>(ordererRoutes.deliver.path, async (req, reply) => {

@@ -4,6 +4,8 @@
  */
 export const ordererRoutes = {
   broadcast: { method: 'POST', path: '/v1/channels/:channel/broadcast' },
+  /** Several envelopes in one request (ENVELOPES_CONTENT_TYPE framing), each answered on its own. */
+  broadcastBatch: { method: 'POST', path: '/v1/channels/:channel/broadcast/batch' },
   deliver: { method: 'POST', path: '/v1/channels/:channel/deliver' },
 } as const;
 
@@ -23,6 +25,22 @@ export interface BroadcastResponse {
   readonly blockNumber: number;
   readonly txIndex: number;
 }
+
+/** One envelope's answer inside a batch broadcast: as the single-envelope route would answer it. */
+export type BroadcastBatchItem =
+  | BroadcastResponse
+  | { readonly status: number; readonly code: string; readonly message: string; readonly details?: unknown };
+
+/** Body of a 200 batch broadcast answer: `results[i]` answers the i-th envelope of the request. */
+export interface BroadcastBatchResponse {
+  readonly results: readonly BroadcastBatchItem[];
+}
+
+/** Most envelopes one batch broadcast may carry. */
+export const BROADCAST_BATCH_MAX = 10_000;
+
+/** A batch broadcast body: frames of 4-byte big-endian length, then one encoded Envelope. */
+export const ENVELOPES_CONTENT_TYPE = 'application/vnd.loom.envelopes';
 
 /** A deliver stream is a sequence of frames: 4-byte big-endian length, then one encoded Block. */
 export const DELIVER_CONTENT_TYPE = 'application/vnd.loom.blocks';

@@ -1,12 +1,13 @@
 /**
  * An in-process transport for unit tests: a hub delivers frames between the nodes registered on it,
- * asynchronously (a microtask later) so no call re-enters the sender. `partition` drops frames.
+ * asynchronously (a microtask later) so no call re-enters the sender. `partition` and `dropIf` drop frames.
  */
 import type { ClusterMember, ClusterTransport, FrameHandler } from './types.js';
 
 export class MemoryHub {
   readonly #nodes = new Map<string, MemoryTransport>();
   readonly #cut = new Set<string>();
+  #drop: ((channel: string, from: string, to: string, data: Uint8Array) => boolean) | undefined;
 
   /** The transport of the orderer named `name` (the name is its member id on every channel). */
   transport(name: string): ClusterTransport {
@@ -24,6 +25,11 @@ export class MemoryHub {
     this.#cut.clear();
   }
 
+  /** Drops every frame for which `fn` says so (lost messages); `undefined` stops dropping. */
+  dropIf(fn: ((channel: string, from: string, to: string, data: Uint8Array) => boolean) | undefined): void {
+    this.#drop = fn;
+  }
+
   isolate(name: string): void {
     for (const other of this.#nodes.keys()) if (other !== name) this.partition(name, other);
   }
@@ -34,6 +40,7 @@ export class MemoryHub {
 
   deliver(channel: string, from: string, to: string, data: Uint8Array): void {
     if (this.#cut.has(`${from}|${to}`)) return;
+    if (this.#drop?.(channel, from, to, data)) return;
     const target = this.#nodes.get(to);
     if (!target) return;
     queueMicrotask(() => target.receive(channel, from, data));

@@ -48,13 +48,14 @@ import {
   type LedgerDigest,
   type TxProof,
 } from '../ledger/accumulator.js';
-import { envelopeTxId } from '../ledger/block-store.js';
+import { envelopeTxId, type TxLocation } from '../ledger/block-store.js';
 import type { HistoryWrite, KeyModification } from '../ledger/history.js';
 import { readU64, tagged, u64 } from '../ledger/keys.js';
 import type { KV, WriteBatch } from '../ledger/kv.js';
 import { openLedgerStores, type LedgerStores } from '../ledger/ledger-stores.js';
 import { openLevelKV } from '../ledger/level-kv.js';
-import { readCommittedKeys, type VersionedValue } from '../ledger/state-reader.js';
+import { stateCacheKey } from '../ledger/state-db.js';
+import type { VersionedValue } from '../ledger/state-reader.js';
 import { createEndorsementPolicySource } from '../validation/policies.js';
 import { createSignatureVerifier, type SignatureVerifier } from '../validation/signature-verifier.js';
 import type { StateReader } from '../validation/state-reader.js';
@@ -202,7 +203,11 @@ export interface ChannelLedger {
   stores(): LedgerStores;
   /** Called after each commit, in order. Returns an unsubscribe function. */
   onCommit(listener: (b: CommittedBlock) => void): () => void;
-  /** Resolves true once height > blockNum; false when aborted or closed. */
+  /**
+   * Resolves true once block `blockNum` is committed and its commit hooks (`afterCommit`) have run,
+   * so what the peer derives from it (e.g. the chaincode registry) is current; false when aborted or
+   * closed.
+   */
   waitForBlock(blockNum: number, signal?: AbortSignal): Promise<boolean>;
   /**
    * Writes one batch between block commits (in the commit queue, under the commit gate), e.g. private
@@ -241,6 +246,17 @@ function configOf(block: Block): { config: ChannelConfig | undefined; error: str
   }
 }
 
+/**
+ * What validating a block read from the ledger, kept for writing it: the block store's txId index
+ * and the state DB then do not read it again.
+ */
+interface BlockReads {
+  readonly txLocations: Map<string, TxLocation | undefined>;
+  readonly states: Map<string, VersionedValue | undefined>;
+}
+
+const newBlockReads = (): BlockReads => ({ txLocations: new Map(), states: new Map() });
+
 function txTimestamp(envelope: Bytes): number {
   try {
     const payload = decodePayload(decodeEnvelope(envelope).payload);
@@ -262,6 +278,12 @@ class LevelChannelLedger implements ChannelLedger {
   readonly #verifier: SignatureVerifier;
   readonly #ownVerifier: { close(): Promise<void> } | undefined;
   #height: number;
+  /**
+   * Blocks whose commit is complete, hooks included (`afterCommit`: the chaincode registry reload
+   * after a `_lifecycle` block, …): `height()` counts a block once it is written, this once the
+   * peer acts on it. `waitForBlock` waits for this one.
+   */
+  #announced: number;
   #digest: LedgerDigest;
   #lastHash: Bytes;
   #view: ChannelView | undefined;
@@ -290,6 +312,7 @@ class LevelChannelLedger implements ChannelLedger {
     this.#hash = args.hash;
     this.#log = args.opts.logger;
     this.#height = args.height;
+    this.#announced = args.height;
     this.#digest = args.acc.digest();
     this.#lastHash = args.lastHash;
     this.#view = args.view;
@@ -359,6 +382,7 @@ class LevelChannelLedger implements ChannelLedger {
     let result: BlockValidationResult;
     let checkedAt: number | undefined;
     let nextView: ChannelView | undefined;
+    const reads = newBlockReads();
     if (newConfig) {
       let ok =
         newConfig.channelId === this.channelId &&
@@ -381,7 +405,7 @@ class LevelChannelLedger implements ChannelLedger {
       result = this.#configResult(block, blockNum, ok);
     } else {
       checkedAt = performance.now();
-      result = await this.#validate(block, blockNum, view);
+      result = await this.#validate(block, blockNum, view, reads);
       for (const tx of result.transactions) {
         // A CONFIG envelope that does not decode as a channel config, or shares a block with others.
         if (tx.isConfig) {
@@ -393,7 +417,7 @@ class LevelChannelLedger implements ChannelLedger {
     const codes = result.codes;
 
     const validatedAt = performance.now();
-    await this.#writeBatch(block, blockNum, result, codes, applied !== undefined, bytes);
+    await this.#writeBatch(block, blockNum, result, codes, applied !== undefined, bytes, false, reads);
     const writtenAt = performance.now();
     this.#height = blockNum + 1;
     this.#lastHash = computeBlockHash(block, this.#hash);
@@ -448,6 +472,7 @@ class LevelChannelLedger implements ChannelLedger {
           txId: envelopeTxId(envelope) ?? '',
           code,
           headerType: HeaderType.CONFIG,
+          timestamp: txTimestamp(envelope),
           isConfig: ok,
           envelopeHash: this.#hash(envelope),
           chaincodeEvent: undefined,
@@ -457,26 +482,41 @@ class LevelChannelLedger implements ChannelLedger {
     };
   }
 
-  async #validate(block: Block, blockNum: number, view: ChannelView): Promise<BlockValidationResult> {
+  async #validate(
+    block: Block,
+    blockNum: number,
+    view: ChannelView,
+    reads: BlockReads = newBlockReads(),
+  ): Promise<BlockValidationResult> {
     const { state, blocks } = this.#stores;
-    // Every txId of the block looked up at once, instead of one read per transaction.
-    const txIds = [
-      ...new Set(
-        block.data.map((e) => envelopeTxId(e)).filter((t): t is string => t !== undefined && /^[0-9a-f]{64}$/.test(t)),
-      ),
-    ];
-    const locations = new Map<string, number>();
-    const found = await Promise.all(txIds.map((t) => blocks.getTxLocation(t)));
-    for (const [i, loc] of found.entries()) if (loc) locations.set(txIds[i]!, loc.blockNum);
+    // Only blocks before this one count, so re-applying a stored block (recovery) sees what it saw.
+    const before = (loc: TxLocation | undefined) => loc !== undefined && loc.blockNum < blockNum;
     const reader: StateReader = {
       getVersion: (ns, key) => state.getVersion(ns, key),
       getMetadata: (ns, key) => state.getMetadata(ns, key),
-      getVersionsAndMetadata: (ns, keys) => readCommittedKeys(state, ns, keys),
+      // One getMany per namespace; the entries are kept for the write (applyUpdates reads them).
+      getVersionsAndMetadata: async (ns, keys) => {
+        const got = await state.getStates(ns, keys);
+        return got.map((v, i) => {
+          reads.states.set(stateCacheKey(ns, keys[i]!), v);
+          return v === undefined
+            ? undefined
+            : { version: v.version, metadata: v.metadata.size === 0 ? undefined : v.metadata };
+        });
+      },
       rangeScan: (ns, start, end) => state.rangeScan(ns, start, end),
-      // Only blocks before this one count, so re-applying a stored block (recovery) sees what it saw.
       isTxIdCommitted: async (txId) => {
-        const at = locations.has(txId) ? locations.get(txId) : (await blocks.getTxLocation(txId))?.blockNum;
-        return at !== undefined && at < blockNum;
+        const loc = await blocks.getTxLocation(txId);
+        reads.txLocations.set(txId, loc);
+        return before(loc);
+      },
+      // The block's txIds in one getMany; the locations are kept for the block store's txId index.
+      areTxIdsCommitted: async (txIds) => {
+        const locs = await blocks.getTxLocations(txIds);
+        return locs.map((loc, i) => {
+          reads.txLocations.set(txIds[i]!, loc);
+          return before(loc);
+        });
       },
     };
     const chaincodePolicy =
@@ -507,14 +547,21 @@ class LevelChannelLedger implements ChannelLedger {
     isConfig: boolean,
     bytes: Bytes | undefined,
     rewriteCodes = false,
+    reads: BlockReads = newBlockReads(),
   ): Promise<void> {
     const { kv, blocks, state, history } = this.#stores;
     const batch = kv.batch();
-    if (bytes !== undefined) await blocks.addBlock(batch, bytes, codes);
+    if (bytes !== undefined) {
+      // What validation decoded and read: the block store neither decodes the block again nor
+      // re-reads the txIds validation looked up.
+      const txIds = new Array<string | undefined>(block.data.length).fill(undefined);
+      for (const t of result.transactions) txIds[t.txNum] = t.txId === '' ? undefined : t.txId;
+      await blocks.addBlock(batch, bytes, codes, { blockNum, txIds, known: reads.txLocations });
+    }
     // The block store's codes key (ledger/keys.ts layout): what the accumulator leaves commit to.
     else if (rewriteCodes) batch.scoped(kv.sublevel('blocks')).put(tagged('c', u64(blockNum)), codes);
-    await state.applyUpdates(batch, result.updates, blockNum + 1);
-    history.addEntries(batch, this.#historyWrites(block, result));
+    await state.applyUpdates(batch, result.updates, blockNum + 1, reads.states);
+    history.addEntries(batch, this.#historyWrites(result));
     if (this.#opts.privateData) {
       await this.#opts.privateData.prepare({ batch, block, blockNum, codes, result, stores: this.#stores });
     }
@@ -543,29 +590,24 @@ class LevelChannelLedger implements ChannelLedger {
     }
   }
 
-  #historyWrites(block: Block, result: BlockValidationResult): HistoryWrite[] {
+  #historyWrites(result: BlockValidationResult): HistoryWrite[] {
     if (result.history.length === 0) return [];
     const values = new Map<string, Bytes | undefined>();
     for (const u of result.updates) {
       if (u.collection !== undefined || u.kind === 'metadata') continue;
       values.set(`${u.version.txNum}\u0000${u.namespace}\u0000${u.key}`, u.value);
     }
-    const txIds = new Map(result.transactions.map((t) => [t.txNum, t.txId]));
-    const timestamps = new Map<number, number>();
+    const txs = new Map(result.transactions.map((t) => [t.txNum, t]));
     return result.history.map((h) => {
       const txNum = h.version.txNum;
-      let ts = timestamps.get(txNum);
-      if (ts === undefined) {
-        ts = txTimestamp(block.data[txNum]!);
-        timestamps.set(txNum, ts);
-      }
+      const tx = txs.get(txNum);
       return {
         namespace: h.namespace,
         key: h.key,
         blockNum: h.version.blockNum,
         txNum,
-        txId: txIds.get(txNum) ?? '',
-        timestamp: ts,
+        txId: tx?.txId ?? '',
+        timestamp: tx?.timestamp ?? 0,
         isDelete: h.isDelete,
         value: h.isDelete ? undefined : values.get(`${txNum}\u0000${h.namespace}\u0000${h.key}`),
       };
@@ -592,6 +634,7 @@ class LevelChannelLedger implements ChannelLedger {
       await this.#writeBatch(block, n, result, codes, isConfig, undefined, rewriteCodes);
       if (isConfig) this.#view = channelView(cfg, this.#opts.clock);
       this.#height = n + 1;
+      this.#announced = n + 1;
       this.#lastHash = computeBlockHash(block, this.#hash);
       this.#log?.warn({ channel: this.channelId, blockNum: n }, 'recovered block beyond the state savepoint');
     }
@@ -695,7 +738,7 @@ class LevelChannelLedger implements ChannelLedger {
   }
 
   waitForBlock(blockNum: number, signal?: AbortSignal): Promise<boolean> {
-    if (blockNum < this.#height) return Promise.resolve(true);
+    if (blockNum < this.#announced) return Promise.resolve(true);
     if (this.#closed || signal?.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
       const w = {
@@ -734,7 +777,8 @@ class LevelChannelLedger implements ChannelLedger {
         this.#log?.error({ err: e }, 'commit listener failed');
       }
     }
-    for (const w of [...this.#waiters]) if (w.blockNum < this.#height) w.resolve(true);
+    this.#announced = b.blockNum + 1;
+    for (const w of [...this.#waiters]) if (w.blockNum < this.#announced) w.resolve(true);
   }
 
   #checkOpen(): void {

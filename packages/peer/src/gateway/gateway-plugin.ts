@@ -77,7 +77,12 @@ export interface GatewayDependencies {
   planEndorsers(
     channel: string,
     chaincode: string,
-    options: { readonly organizations?: readonly string[]; readonly collections?: readonly string[] },
+    options: {
+      readonly organizations?: readonly string[];
+      readonly collections?: readonly string[];
+      /** The proposal being planned, for plans that depend on its function (e.g. `_lifecycle` approvals). */
+      readonly signedProposal?: Bytes;
+    },
   ): Promise<readonly EndorserTarget[]> | readonly EndorserTarget[];
   /** Sends the signed proposal to each target (the local endorser or `POST /v1/peer/process-proposal`). */
   endorse(signedProposal: Bytes, targets: readonly EndorserTarget[]): Promise<readonly EndorserOutcome[]>;
@@ -322,6 +327,7 @@ export const gatewayPlugin: FastifyPluginAsync<GatewayPluginOptions> = async (ap
     const p = readProposal(req.signedProposal);
     const targets = await deps.planEndorsers(p.channel, p.chaincode, {
       ...(req.organizations.length > 0 ? { organizations: req.organizations } : {}),
+      signedProposal: req.signedProposal,
     });
     if (targets.length === 0) {
       throw new LoomError(GatewayErrorCode.NO_ENDORSEMENT_PLAN, `no endorsers for ${p.chaincode} on ${p.channel}`, {

@@ -10,10 +10,14 @@
  *   candidate is alive.
  * - State transfer (state-transfer.ts, `loom/block-range/1`): a follower behind an org peer's announced
  *   height pulls the missing blocks in ranges of at most `batchSize`.
- * - Private data hook: while transferring state, a follower with a `privateData.receiver` asks the
- *   source for each block's private data (`loom/state-privdata/1`), answered by the source's
- *   `privateData.provider`, and hands it to the receiver before committing the block. Both default to
- *   none (no private data travels).
+ * - Private data: before committing a block received by gossip (state transfer or push) that carries
+ *   private writes this peer should hold but does not have (`privateData.receiver.wants`), a follower
+ *   asks the peer that sent the block for that block's private data (`loom/state-privdata/1`),
+ *   answered by the sender's `privateData.provider` (only collections the asker's org is a member
+ *   of), and hands it to the receiver, which has the ledger check it against the block's hashes and
+ *   write it in the block's batch. A failed or empty answer does not hold up the block: what is
+ *   missing is recorded at commit and reconciled later. Both default to none (no private data
+ *   travels by gossip).
  */
 import type { Bytes, ChannelConfig, Logger } from '@loom/common';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -48,15 +52,15 @@ export interface PrivateDataProvider {
 }
 
 /**
- * Receives a block's private data during state transfer, before the block is committed (so the
- * private store can commit it with the block); `from` is the peer that sent it.
+ * Receives a block's private data from the peer that sent the block, before the block is committed
+ * (so the private store can commit it with the block).
  */
-export type PrivateDataReceiver = (
-  channel: string,
-  blockNumber: number,
-  data: Bytes,
-  from: RemotePeer,
-) => Promise<void>;
+export interface PrivateDataReceiver {
+  /** Whether this block (received, not yet committed) carries private data this peer lacks. */
+  wants(channel: string, blockNumber: number, block: Bytes): Promise<boolean>;
+  /** The private data `from` answered for the block; the block commits right after. */
+  receive(channel: string, blockNumber: number, data: Bytes, from: RemotePeer): Promise<void>;
+}
 
 /** What block gossip needs of a channel ledger. */
 export interface GossipLedger {
@@ -131,6 +135,8 @@ interface ChannelState {
 
 const MAX_EARLY_BLOCKS = 200;
 const MAX_RANGE_BYTES = 32 * 1024 * 1024;
+/** A block's private data is worth a short wait only: reconciliation fetches what does not come. */
+const PRIVDATA_TIMEOUT_MS = 10_000;
 
 export function createBlockGossip(o: BlockGossipOptions): BlockGossip {
   const heartbeatMs = o.heartbeatMs ?? 1_000;
@@ -170,6 +176,12 @@ export function createBlockGossip(o: BlockGossipOptions): BlockGossip {
     labelNames: ['channel'],
     registers,
   });
+  const privRequests = new Counter({
+    name: 'gossip_private_data_requests_total',
+    help: 'Requests for a block’s private data sent to the peer the block came from.',
+    labelNames: ['channel'],
+    registers,
+  });
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -183,18 +195,30 @@ export function createBlockGossip(o: BlockGossipOptions): BlockGossip {
     return p;
   };
 
-  const fetchPrivateData = async (ch: ChannelState, n: number, from: RemotePeer) => {
+  /** Best effort: without an answer the block commits anyway, its private data recorded missing. */
+  const fetchPrivateData = async (ch: ChannelState, block: Bytes, n: number, from: RemotePeer) => {
     const receiver = o.privateData?.receiver;
     if (!receiver) return;
-    const data = decodePrivateDataResponse(
-      await o.node.request(from.peerId, ch.channel, PRIVDATA_PROTOCOL, encodePrivateDataRequest(n)),
-    );
-    if (data) await receiver(ch.channel, n, data, from);
+    try {
+      if (!(await receiver.wants(ch.channel, n, block))) return;
+      privRequests.inc({ channel: ch.channel });
+      const data = decodePrivateDataResponse(
+        await o.node.request(from.peerId, ch.channel, PRIVDATA_PROTOCOL, encodePrivateDataRequest(n), {
+          timeoutMs: PRIVDATA_TIMEOUT_MS,
+        }),
+      );
+      if (data) await receiver.receive(ch.channel, n, data, from);
+    } catch (e) {
+      log.warn(
+        { channel: ch.channel, block: n, from: from.nodeId, err: (e as Error).message },
+        'private data of the block not received by gossip: it will be reconciled',
+      );
+    }
   };
 
   const commitFromGossip = async (ch: ChannelState, block: Bytes, n: number, from: RemotePeer, source: string) => {
     if (ch.ledger.height() !== n) return false;
-    await fetchPrivateData(ch, n, from);
+    await fetchPrivateData(ch, block, n, from);
     await o.commit(ch.channel, block);
     received.inc({ channel: ch.channel, source });
     if (source === 'push') ch.fromPush++;

@@ -7,3 +7,4 @@ export * from './wire.js';
 export * from './config.js';
 export * from './peer-gossip.js';
 export * from './anchors.js';
+export * from './private-data.js';

@@ -2,15 +2,11 @@
 import type { Bytes, ChannelConfig, Logger } from '@loom/common';
 import type { Registry } from 'prom-client';
 import { type AnchorDiscovery, startAnchorDiscovery } from './anchors.js';
-import {
-  type BlockGossip,
-  createBlockGossip,
-  type PrivateDataProvider,
-  type PrivateDataReceiver,
-} from './block-gossip.js';
+import { type BlockGossip, createBlockGossip } from './block-gossip.js';
 import type { GossipConfig } from './config.js';
 import { createChannelMembership } from './membership.js';
 import { createGossipNode, type GossipNode, loadOrCreateGossipKey } from './node.js';
+import { type GossipPrivateDataStore, gossipPrivateData } from './private-data.js';
 
 export interface StartGossipOptions {
   readonly config: GossipConfig;
@@ -26,8 +22,11 @@ export interface StartGossipOptions {
   /** Scheme of the peer APIs, and a JSON GET over the peer's transport: other orgs' anchor peers. */
   readonly scheme: 'http' | 'https';
   readonly getJson: (url: string) => Promise<unknown>;
-  /** The private data hook (none by default): see block-gossip.ts. */
-  readonly privateData?: { provider?: PrivateDataProvider; receiver?: PrivateDataReceiver };
+  /**
+   * The peer's private data service: blocks received by gossip bring their private data from the
+   * sending peer (private-data.ts). None: no private data travels by gossip.
+   */
+  readonly privateData?: GossipPrivateDataStore | undefined;
   readonly logger: Logger;
   readonly registry?: Registry;
 }
@@ -66,7 +65,7 @@ export async function startGossip(o: StartGossipOptions): Promise<PeerGossip> {
     heartbeatMs: o.config.heartbeatMs,
     batchSize: o.config.stateTransferBatch,
     commit: o.commit,
-    privateData: o.privateData,
+    privateData: o.privateData ? gossipPrivateData(o.privateData, o.registry) : undefined,
     logger: o.logger,
     registry: o.registry,
   });

@@ -40,8 +40,14 @@ export interface BlockStore {
    * Adds block `height()` (plus any already added to this batch) to `batch`: its bytes, codes,
    * txId index entries and the new height. `validationCodes` has one byte per transaction.
    * A txId already indexed (a DUPLICATE_TXID transaction) keeps its first location.
+   * `decoded`: what the caller already decoded from these bytes, so they are not decoded again.
    */
-  addBlock(batch: WriteBatch, blockBytes: Uint8Array, validationCodes: Uint8Array): Promise<{ blockNum: number }>;
+  addBlock(
+    batch: WriteBatch,
+    blockBytes: Uint8Array,
+    validationCodes: Uint8Array,
+    decoded?: DecodedBlockInfo,
+  ): Promise<{ blockNum: number }>;
   /** Number of blocks stored (the next block's number). */
   height(): Promise<number>;
   getBlockBytes(blockNum: number): Promise<Uint8Array | undefined>;
@@ -49,10 +55,21 @@ export interface BlockStore {
   getBlock(blockNum: number): Promise<Block | undefined>;
   getValidationCodes(blockNum: number): Promise<Uint8Array | undefined>;
   getTxLocation(txId: string): Promise<TxLocation | undefined>;
+  /** Many txIds in one read (level's getMany); undefined for an unknown or malformed txId. */
+  getTxLocations(txIds: readonly string[]): Promise<(TxLocation | undefined)[]>;
   getBlockByTxId(txId: string): Promise<Block | undefined>;
   isTxIdCommitted(txId: string): Promise<boolean>;
   /** Stored blocks from `from` (inclusive) upwards, in order. */
   iterateBlocks(from?: number): AsyncIterable<StoredBlock>;
+}
+
+/** What `addBlock` would otherwise decode from the block bytes. */
+export interface DecodedBlockInfo {
+  readonly blockNum: number;
+  /** Per transaction, in order: its txId (envelopeTxId's answer). */
+  readonly txIds: readonly (string | undefined)[];
+  /** Locations already read for some of these txIds (e.g. during validation): not read again. */
+  readonly known?: ReadonlyMap<string, TxLocation | undefined>;
 }
 
 const HEIGHT = tagged('h');
@@ -86,9 +103,17 @@ class LevelBlockStore implements BlockStore {
     batch: WriteBatch,
     blockBytes: Uint8Array,
     validationCodes: Uint8Array,
+    decoded?: DecodedBlockInfo,
   ): Promise<{ blockNum: number }> {
-    const block = decodeBlock(blockBytes);
-    const blockNum = decodeBlockHeader(block.header).number;
+    let blockNum: number;
+    let txIds: readonly (string | undefined)[];
+    if (decoded) {
+      ({ blockNum, txIds } = decoded);
+    } else {
+      const block = decodeBlock(blockBytes);
+      blockNum = decodeBlockHeader(block.header).number;
+      txIds = block.data.map((env) => envelopeTxId(env));
+    }
     const id = batchIdentity(batch);
     let pending = this.#pending.get(id);
     if (pending === undefined) {
@@ -101,20 +126,24 @@ class LevelBlockStore implements BlockStore {
         httpStatus: 409,
       });
     }
-    if (validationCodes.length !== block.data.length) {
+    if (validationCodes.length !== txIds.length) {
       throw new LoomError(
         'LEDGER_BAD_VALIDATION_CODES',
-        `block ${blockNum} has ${block.data.length} transactions but ${validationCodes.length} validation codes`,
+        `block ${blockNum} has ${txIds.length} transactions but ${validationCodes.length} validation codes`,
       );
     }
     const b = batch.scoped(this.#kv);
     b.put(tagged('n', u64(blockNum)), blockBytes);
     b.put(tagged('c', u64(blockNum)), validationCodes);
-    const txIds = block.data.map((env) => envelopeTxId(env));
-    const known = await this.#kv.getMany(txIds.map((t) => tagged('t', utf8(t ?? ''))));
+    // Whether each txId is indexed already: from `decoded.known`, else read (all at once).
+    const given = decoded?.known;
+    const toRead = [...new Set(txIds.filter((t): t is string => t !== undefined && !given?.has(t)))];
+    const read = await this.#kv.getMany(toRead.map((t) => tagged('t', utf8(t))));
+    const indexed = new Set<string>(toRead.filter((_, i) => read[i] !== undefined));
+    if (given) for (const [t, loc] of given) if (loc !== undefined) indexed.add(t);
     for (const [txNum, txId] of txIds.entries()) {
       // A txId seen before (a DUPLICATE_TXID transaction) keeps its first location.
-      if (txId === undefined || pending.txIds.has(txId) || known[txNum] !== undefined) continue;
+      if (txId === undefined || pending.txIds.has(txId) || indexed.has(txId)) continue;
       pending.txIds.add(txId);
       b.put(tagged('t', utf8(txId)), encodeValue([blockNum, txNum, validationCodes[txNum]!]));
     }
@@ -139,14 +168,21 @@ class LevelBlockStore implements BlockStore {
 
   async getTxLocation(txId: string): Promise<TxLocation | undefined> {
     checkText(txId, 'txId', false);
-    const v = await this.#kv.get(tagged('t', utf8(txId)));
-    if (v === undefined) return undefined;
-    const t = readTuple(decodeValue(v, 'TxLocation'), 3, 'TxLocation');
-    return {
-      blockNum: readUint(t[0], 'TxLocation.blockNum'),
-      txNum: readUint(t[1], 'TxLocation.txNum'),
-      validationCode: readUint(t[2], 'TxLocation.validationCode'),
-    };
+    return readTxLocation(await this.#kv.get(tagged('t', utf8(txId))));
+  }
+
+  async getTxLocations(txIds: readonly string[]): Promise<(TxLocation | undefined)[]> {
+    const ok = txIds.map((t) => {
+      try {
+        checkText(t, 'txId', false);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const vs = await this.#kv.getMany(txIds.filter((_, i) => ok[i]).map((t) => tagged('t', utf8(t))));
+    let j = 0;
+    return txIds.map((_, i) => (ok[i] ? readTxLocation(vs[j++]) : undefined));
   }
 
   async getBlockByTxId(txId: string): Promise<Block | undefined> {
@@ -167,6 +203,16 @@ class LevelBlockStore implements BlockStore {
       yield { number, bytes, validationCodes };
     }
   }
+}
+
+function readTxLocation(v: Uint8Array | undefined): TxLocation | undefined {
+  if (v === undefined) return undefined;
+  const t = readTuple(decodeValue(v, 'TxLocation'), 3, 'TxLocation');
+  return {
+    blockNum: readUint(t[0], 'TxLocation.blockNum'),
+    txNum: readUint(t[1], 'TxLocation.txNum'),
+    validationCode: readUint(t[2], 'TxLocation.validationCode'),
+  };
 }
 
 function withCodes(bytes: Uint8Array, codes: Uint8Array): Block {

@@ -9,7 +9,14 @@ import {
   getStateByRange,
   getStateByRangeWithPagination,
 } from './range-query.js';
-import { hashedNamespace, openStateDB, privateNamespace, type StateDB, type StateWrite } from './state-db.js';
+import {
+  hashedNamespace,
+  openStateDB,
+  privateNamespace,
+  type StateDB,
+  type StateWrite,
+  stateCacheKey,
+} from './state-db.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -193,5 +200,54 @@ describe('composite keys', () => {
     await expect(getStateByRangeWithPagination(state, 'cc', '', '', 0)).rejects.toMatchObject({
       code: 'QUERY_INVALID',
     });
+  });
+});
+
+describe('applyUpdates with entries the caller already read', () => {
+  it('uses the given entries (metadata carried over) and reads only the keys not given', async () => {
+    const kv = createMemoryKV();
+    const state = await openStateDB(kv);
+    const seed = kv.batch();
+    await state.applyUpdates(
+      seed,
+      [
+        { namespace: 'cc', key: 'a', kind: 'put', value: utf8('a0'), version: { blockNum: 1, txNum: 0 } },
+        { namespace: 'cc', key: 'b', kind: 'put', value: utf8('b0'), version: { blockNum: 1, txNum: 1 } },
+        {
+          namespace: 'cc',
+          key: 'b',
+          kind: 'metadata',
+          metadata: new Map([['VALIDATION_PARAMETER', utf8('p')]]),
+          version: { blockNum: 1, txNum: 2 },
+        },
+      ],
+      2,
+    );
+    await seed.write();
+    const bNow = await state.getState('cc', 'b');
+    // 'a' is said to be absent (as a caller that just read it would say); 'b' is given as read; 'c' is read here.
+    const known = new Map([
+      [stateCacheKey('cc', 'a'), undefined],
+      [stateCacheKey('cc', 'b'), bNow],
+    ]);
+    const batch = kv.batch();
+    await state.applyUpdates(
+      batch,
+      [
+        { namespace: 'cc', key: 'b', kind: 'put', value: utf8('b1'), version: { blockNum: 2, txNum: 0 } },
+        { namespace: 'cc', key: 'a', kind: 'metadata', metadata: new Map(), version: { blockNum: 2, txNum: 1 } },
+        { namespace: 'cc', key: 'c', kind: 'put', value: utf8('c1'), version: { blockNum: 2, txNum: 2 } },
+      ],
+      3,
+      known,
+    );
+    await batch.write();
+    const b = await state.getState('cc', 'b');
+    expect(fromUtf8(b!.value)).toBe('b1');
+    expect(fromUtf8(b!.metadata.get('VALIDATION_PARAMETER')!)).toBe('p');
+    // A metadata write to a key given as absent is dropped: the given entry was used, not a read.
+    expect((await state.getState('cc', 'a'))!.version).toEqual({ blockNum: 1, txNum: 0 });
+    expect(fromUtf8((await state.getState('cc', 'c'))!.value)).toBe('c1');
+    expect(await state.height()).toBe(3);
   });
 });

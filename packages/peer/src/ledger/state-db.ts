@@ -8,6 +8,7 @@
  * `hashedNamespace(cc, coll)` = `cc$$h<coll>` with keys hex(sha256(key)) — Fabric's naming.
  */
 import {
+  concatBytes,
   decodeValue,
   encodeSortedMap,
   encodeValue,
@@ -16,11 +17,12 @@ import {
   readSortedMap,
   readTuple,
   readUint,
+  utf8,
   type Version,
 } from '@loom/common';
 import { hashedNamespace } from '../validation/state-reader.js';
 import { batchIdentity, type IterateOptions, type KV, type WriteBatch } from './kv.js';
-import { namespacedKey, namespacePrefix, prefixUpperBound, readU64, tagged, u64 } from './keys.js';
+import { checkText, namespacePrefix, prefixUpperBound, readU64, tagged, u64 } from './keys.js';
 import { type JsonObject, parseDocument } from './query/collation.js';
 import type { IndexDefinition } from './query/index-def.js';
 import type { QueryPlan } from './query/query.js';
@@ -61,8 +63,15 @@ export interface StateDB extends StateReader {
   /**
    * Adds the updates (in order) and the new savepoint to `batch`; index entries follow every write.
    * Updates in one batch see the earlier ones of that batch; batches are committed one at a time.
+   * `committed`: entries the caller has just read (e.g. while validating the block), by
+   * `stateCacheKey(ns, key)` (undefined: the key does not exist); only the others are read here.
    */
-  applyUpdates(batch: WriteBatch, updates: readonly StateWrite[], height: number): Promise<void>;
+  applyUpdates(
+    batch: WriteBatch,
+    updates: readonly StateWrite[],
+    height: number,
+    committed?: ReadonlyMap<string, VersionedValue | undefined>,
+  ): Promise<void>;
   /**
    * Defines a rich-query index on a namespace and builds it over the current state, in its own
    * batch. Call it between block commits (the committer serializes them), e.g. when a chaincode
@@ -75,6 +84,9 @@ export interface StateDB extends StateReader {
 }
 
 const SAVEPOINT = tagged('s');
+
+/** The key `applyUpdates` knows a committed entry by (namespace as stored, e.g. a hashed one). */
+export const stateCacheKey = (ns: string, key: string): string => `${ns}\u0000${key}`;
 
 function encodeEntry(v: VersionedValue): Uint8Array {
   return encodeValue([v.value, v.version.blockNum, v.version.txNum, encodeSortedMap(v.metadata)]);
@@ -89,7 +101,22 @@ function decodeEntry(b: Uint8Array): VersionedValue {
   };
 }
 
-const dataKey = (ns: string, key: string) => tagged('d', namespacedKey(ns, key));
+/** `tagged('d', namespacePrefix(ns))` per namespace, computed once (a block writes thousands of keys). */
+const dataPrefixes = new Map<string, Uint8Array>();
+function dataPrefix(ns: string): Uint8Array {
+  let p = dataPrefixes.get(ns);
+  if (p === undefined) {
+    p = tagged('d', namespacePrefix(ns));
+    if (dataPrefixes.size >= 1024) dataPrefixes.clear();
+    dataPrefixes.set(ns, p);
+  }
+  return p;
+}
+/** `tagged('d', namespacedKey(ns, key))`. */
+function dataKey(ns: string, key: string): Uint8Array {
+  checkText(key, 'key', true);
+  return concatBytes(dataPrefix(ns), utf8(key));
+}
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
 class LevelStateDB implements StateDB {
@@ -143,27 +170,34 @@ class LevelStateDB implements StateDB {
     }
   }
 
-  async applyUpdates(batch: WriteBatch, updates: readonly StateWrite[], height: number): Promise<void> {
+  async applyUpdates(
+    batch: WriteBatch,
+    updates: readonly StateWrite[],
+    height: number,
+    known?: ReadonlyMap<string, VersionedValue | undefined>,
+  ): Promise<void> {
     const id = batchIdentity(batch);
     let pending = this.#pending.get(id);
     if (pending === undefined) this.#pending.set(id, (pending = new Map()));
     const b = batch.scoped(this.#kv);
     const nsOf = (u: StateWrite) =>
       u.collection === undefined ? u.namespace : hashedNamespace(u.namespace, u.collection);
-    // Read every touched key's committed entry at once (not one read per write).
+    // Read every touched key's committed entry at once (not one read per write), except those known.
     const toRead = new Map<string, Uint8Array>();
+    const committed = new Map<string, VersionedValue | undefined>();
     for (const u of updates) {
-      const pk = `${nsOf(u)}\u0000${u.key}`;
-      if (!pending.has(pk) && !toRead.has(pk)) toRead.set(pk, dataKey(nsOf(u), u.key));
+      const pk = stateCacheKey(nsOf(u), u.key);
+      if (pending.has(pk) || toRead.has(pk) || committed.has(pk)) continue;
+      if (known?.has(pk)) committed.set(pk, known.get(pk));
+      else toRead.set(pk, dataKey(nsOf(u), u.key));
     }
     const readKeys = [...toRead.keys()];
-    const committed = new Map<string, VersionedValue | undefined>();
     for (const [i, v] of (await this.#kv.getMany([...toRead.values()])).entries()) {
       committed.set(readKeys[i]!, v === undefined ? undefined : decodeEntry(v));
     }
     for (const u of updates) {
       const ns = nsOf(u);
-      const pk = `${ns}\u0000${u.key}`;
+      const pk = stateCacheKey(ns, u.key);
       const old = pending.has(pk) ? (pending.get(pk) ?? undefined) : committed.get(pk);
       let next: VersionedValue | null;
       switch (u.kind) {

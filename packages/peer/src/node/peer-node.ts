@@ -326,6 +326,8 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
           if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
           return JSON.parse(new TextDecoder().decode(r.body));
         },
+        // Blocks caught up from an org peer bring their private data from it (gossip/private-data.ts).
+        privateData: services.privateData,
         logger: childLogger(log, 'gossip'),
         registry,
       })

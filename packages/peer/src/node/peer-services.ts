@@ -38,6 +38,7 @@ import {
   lifecycleEndorsementPolicy,
   lifecycleStateFromLedger,
   lifecycleStateFromSimulator,
+  approvingOrgOf,
 } from '../chaincode/lifecycle/index.js';
 import type { ChaincodeInstallStore } from '../chaincode/package/index.js';
 import { executeGovernance, GOVERNANCE_NAMESPACE, governanceEndorsementPolicyOf } from '../governance/index.js';
@@ -396,7 +397,9 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     } catch {
       return; // the endorser reports the malformed proposal
     }
-    if (!ledger || ledger.height() >= minHeight) return;
+    // Not `height()`: a block counts there once written, before the hooks that reload the chaincode
+    // registry have run; `waitForBlock` resolves once they have.
+    if (!ledger || minHeight <= 0) return;
     const signal = AbortSignal.timeout(o.endorsementCatchUpMs ?? 5_000);
     await ledger.waitForBlock(minHeight - 1, signal);
   };
@@ -435,6 +438,23 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     localMspId: o.mspId,
     planEndorsers(channelId, chaincode, options) {
       const peers = peersOf(channelId);
+      // An approval (`_lifecycle` ApproveChaincodeDefinitionForMyOrg) is endorsed by one peer of the
+      // approving org alone, as in Fabric, whatever else was asked (validation requires exactly that).
+      const approver =
+        chaincode === LIFECYCLE_NAMESPACE && options.signedProposal
+          ? approvingOrgOf(options.signedProposal)
+          : undefined;
+      if (approver !== undefined) {
+        const target = peers.find((p) => p.mspId === approver);
+        if (!target) {
+          throw new LoomError(
+            'NO_ENDORSEMENT_PLAN',
+            `no reachable peer of ${approver}, the approving org, to endorse its approval on channel ${channelId}`,
+            { httpStatus: 503, details: { mspId: approver } },
+          );
+        }
+        return [target];
+      }
       if (options.organizations && options.organizations.length > 0) {
         return options.organizations.map((mspId) => {
           const p = peers.find((x) => x.mspId === mspId);

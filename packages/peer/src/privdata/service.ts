@@ -6,7 +6,10 @@
  * backoff; also after a restart, from the missing-data index).
  */
 import {
+  type Block,
   type Bytes,
+  bytesEqual,
+  decodeBlock,
   decodeKVRWSet,
   decodeTxPvtReadWriteSet,
   encodeTxPvtReadWriteSet,
@@ -14,16 +17,24 @@ import {
   type Logger,
   LoomError,
   type SerializedIdentity,
+  sha256,
   type TxPvtReadWriteSet,
 } from '@loom/common';
 import type { CollectionConfig } from '../chaincode/lifecycle/collections.js';
 import type { ChannelLedger, LedgerPrivateDataHook } from '../committer/ledger.js';
 import type { LedgerStores } from '../ledger/ledger-stores.js';
 import { txCollectionHashes, txIdsOf, validCollectionHashes } from './block-hashes.js';
-import { type MissingEntry, PrivateDataStore, pickCollection, writesMatchHashes } from './private-store.js';
+import {
+  type MissingEntry,
+  PrivateDataStore,
+  pickCollection,
+  type TxCollectionHashes,
+  writesMatchHashes,
+} from './private-store.js';
 import type { TransientStore } from './transient-store.js';
 import {
   decodePullPayload,
+  decodePullResponse,
   decodePushPayload,
   decodeSignedRequest,
   encodePullResponse,
@@ -76,6 +87,30 @@ export interface PrivateDataService {
   handle(kind: 'push' | 'pull', body: Bytes): Promise<Bytes | { stored: number }>;
   /** One reconciliation round of a channel; resolves with what it filled. */
   reconcile(channelId: string): Promise<{ filled: number; remaining: number }>;
+  /**
+   * State transfer, source side: the private writes of block `blockNum` that a peer of
+   * `requesterMspId` may hold (collections both its org and this peer's org are members of), encoded
+   * as a pull response (transport.ts); undefined when there are none.
+   */
+  blockPrivateData(channelId: string, blockNum: number, requesterMspId: string): Promise<Bytes | undefined>;
+  /**
+   * State transfer, receiving side: whether a block (not yet committed) carries private writes of
+   * collections this peer's org is a member of that the transient store does not hold.
+   */
+  needsPrivateData(channelId: string, block: Bytes | Block): Promise<boolean>;
+  /**
+   * Holds private data received for block `blockNum` (a pull response, from another peer) until that
+   * block commits: the commit hook checks each item against the block's hashes and writes the ones
+   * that match in the block's batch; what is still missing is recorded and reconciled as usual.
+   * Returns the number of items held; `onCommitted` gets how many were written with the block.
+   * Throws PRIVDATA_BAD_REQUEST when `data` does not decode.
+   */
+  stageBlockPrivateData(
+    channelId: string,
+    blockNum: number,
+    data: Bytes,
+    onCommitted?: (written: number) => void,
+  ): number;
   /** Private values (current and history) a member peer holds, for inspection and tests. */
   store(channelId: string): PrivateDataStore | undefined;
   start(channels: () => readonly string[]): void;
@@ -115,6 +150,11 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const running = new Map<string, Promise<{ filled: number; remaining: number }>>();
+  /** Private data received by state transfer, per channel and block, until the block commits. */
+  const staged = new Map<
+    string,
+    Map<number, { items: PulledItem[]; written: number; onCommitted?: ((n: number) => void) | undefined }>
+  >();
   const soon = new Map<string, NodeJS.Timeout>();
 
   async function distribute(channelId: string, txId: string, pvt: TxPvtReadWriteSet, height: number): Promise<void> {
@@ -184,6 +224,128 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
     }
   }
 
+  const stagedKey = (txId: string, ns: string, coll: string) => `${txId}\u0000${ns}\u0000${coll}`;
+
+  /**
+   * The staged private data of a block that matches the block's hashes, by (txId, ns, coll). Full
+   * match of the collection's pvtRwsetHash, or — when the source has since purged keys of it — every
+   * write it sent matching the block's hashed writes (the same rule reconciliation applies).
+   */
+  function stagedFor(
+    channelId: string,
+    blockNum: number,
+    txs: readonly TxCollectionHashes[],
+  ): Map<string, Bytes> & { used?: { written: number } } {
+    const out: Map<string, Bytes> & { used?: { written: number } } = new Map();
+    const s = staged.get(channelId)?.get(blockNum);
+    if (!s) return out;
+    s.written = 0;
+    out.used = s;
+    for (const t of txs) {
+      if (t.pvtRwsetHash.length === 0) continue;
+      const item = s.items.find(
+        (i) => i.txNum === t.txNum && i.namespace === t.namespace && i.collection === t.collection,
+      );
+      if (!item) continue;
+      let ok = bytesEqual(sha256(item.rwset), t.pvtRwsetHash);
+      if (!ok) {
+        try {
+          ok = writesMatchHashes(decodeKVRWSet(item.rwset), t);
+        } catch {
+          ok = false;
+        }
+      }
+      if (ok) out.set(stagedKey(t.txId, t.namespace, t.collection), item.rwset);
+      else {
+        log.warn(
+          { channel: channelId, blockNum, txNum: t.txNum, namespace: t.namespace, collection: t.collection },
+          'private data received by state transfer does not match the block hashes: ignored',
+        );
+      }
+    }
+    return out;
+  }
+
+  async function blockPrivateData(
+    channelId: string,
+    blockNum: number,
+    requesterMspId: string,
+  ): Promise<Bytes | undefined> {
+    const ch = o.channel(channelId);
+    if (!ch || blockNum >= ch.ledger.height()) return undefined;
+    const block = await ch.ledger.getBlock(blockNum);
+    if (!block) return undefined;
+    const store = privateStoreOf(ch.ledger.stores());
+    const items: PulledItem[] = [];
+    for (let txNum = 0; txNum < block.data.length; txNum++) {
+      for (const h of txCollectionHashes(block, txNum)) {
+        // Only what both the requester's org and this peer's org may hold (Fabric's collection
+        // membership rule for pulling private data).
+        if (h.pvtRwsetHash.length === 0) continue;
+        if (!isMember(channelId, h.namespace, h.collection, requesterMspId)) continue;
+        if (!isMember(channelId, h.namespace, h.collection)) continue;
+        const rwset = await store.committedWrites(blockNum, txNum, h.namespace, h.collection);
+        if (rwset) items.push({ blockNum, txNum, namespace: h.namespace, collection: h.collection, rwset });
+      }
+    }
+    return items.length === 0 ? undefined : encodePullResponse(items);
+  }
+
+  async function needsPrivateData(channelId: string, blockBytes: Bytes | Block): Promise<boolean> {
+    let block: Block;
+    try {
+      block = blockBytes instanceof Uint8Array ? decodeBlock(blockBytes) : blockBytes;
+    } catch {
+      return false;
+    }
+    const transient = o.transient.channel(channelId);
+    for (let txNum = 0; txNum < block.data.length; txNum++) {
+      const hashes = txCollectionHashes(block, txNum).filter(
+        (h) => h.pvtRwsetHash.length > 0 && isMember(channelId, h.namespace, h.collection),
+      );
+      if (hashes.length === 0) continue;
+      const entries = (await transient.get(hashes[0]!.txId)).flatMap((e) => {
+        try {
+          return [decodeTxPvtReadWriteSet(e.pvtRwset)];
+        } catch {
+          return [];
+        }
+      });
+      for (const h of hashes) {
+        if (!entries.some((p) => pickCollection(p, h.namespace, h.collection, h.pvtRwsetHash))) return true;
+      }
+    }
+    return false;
+  }
+
+  function stageBlockPrivateData(
+    channelId: string,
+    blockNum: number,
+    data: Bytes,
+    onCommitted?: (written: number) => void,
+  ): number {
+    let items: PulledItem[];
+    try {
+      items = decodePullResponse(data).filter((i) => i.blockNum === blockNum);
+    } catch (e) {
+      throw new LoomError(
+        PrivateDataErrorCode.BAD_REQUEST,
+        `private data of block ${blockNum} does not decode: ${(e as Error).message}`,
+        { httpStatus: 400 },
+      );
+    }
+    let m = staged.get(channelId);
+    if (!m) {
+      m = new Map();
+      staged.set(channelId, m);
+    }
+    // Blocks already committed (or given up on) leave nothing behind; a bounded window stays.
+    const height = o.channel(channelId)?.ledger.height() ?? 0;
+    for (const k of m.keys()) if (k < height || m.size > 256) m.delete(k);
+    m.set(blockNum, { items, written: 0, onCommitted });
+    return items.length;
+  }
+
   function ledgerHook(channelId: string): LedgerPrivateDataHook {
     let lastAgePurge = 0;
     return {
@@ -206,6 +368,7 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
             }),
           );
         }
+        const fromPeers = stagedFor(channelId, blockNum, txs);
         const r = await privateStoreOf(stores).prepareCommit({
           batch,
           blockNum,
@@ -216,7 +379,9 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
               const b = pickCollection(p, ns, coll, hash);
               if (b) return b;
             }
-            return undefined;
+            const b = fromPeers.get(stagedKey(txId, ns, coll));
+            if (b && fromPeers.used) fromPeers.used.written++;
+            return b;
           },
           collection: (ns, coll) => {
             const c = o.collection(channelId, ns, coll);
@@ -236,6 +401,11 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
         }
       },
       async committed({ block, blockNum }) {
+        const s = staged.get(channelId)?.get(blockNum);
+        if (s) {
+          staged.get(channelId)?.delete(blockNum);
+          s.onCommitted?.(s.written);
+        }
         const t = o.transient.channel(channelId);
         await t.purgeByTxIds(txIdsOf(block));
         if (blockNum - lastAgePurge >= 10 && blockNum > maxAge) {
@@ -441,6 +611,9 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
     ledgerHook,
     handle,
     reconcile,
+    blockPrivateData,
+    needsPrivateData,
+    stageBlockPrivateData,
     store(channelId) {
       const ch = o.channel(channelId);
       return ch ? privateStoreOf(ch.ledger.stores()) : undefined;

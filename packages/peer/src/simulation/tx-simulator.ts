@@ -10,6 +10,8 @@
  * - range queries: `[start, end)`, whether the iterator ran to the end, and the keys and versions
  *   handed to the chaincode, for phantom detection; they do not enter the read set;
  * - rich queries and history queries are not recorded (no phantom protection for them, as Fabric);
+ * - paginated queries and private-data range/rich queries belong to read-only transactions (Fabric):
+ *   one after a write, or a write after one, is refused (`SIMULATION_READ_ONLY_QUERY`);
  * - private data: writes in the private rwset (`TxPvtReadWriteSet`, never in a block), and in the
  *   public rwset their hashes (`keyHash = sha256(key)`, `valueHash = sha256(value)`), the hashed
  *   reads (versions of the committed hashes) and `pvtRwsetHash = sha256(private KVRWSet)`; as in
@@ -64,6 +66,11 @@ export const SimulationErrorCode = {
   UNKNOWN_ITERATOR: 'SIMULATION_UNKNOWN_ITERATOR',
   /** The ledger has no history index. */
   HISTORY_DISABLED: 'SIMULATION_HISTORY_DISABLED',
+  /**
+   * Paginated queries and private-data range/rich queries are for read-only transactions (Fabric):
+   * such a query after a write, or a write after one, fails the simulation.
+   */
+  READ_ONLY_QUERY: 'SIMULATION_READ_ONLY_QUERY',
 } as const;
 
 /** What a simulation reads: the state DB (with its rich-query indexes), the history index, the gate. */
@@ -241,6 +248,9 @@ export class TxSimulator {
   readonly #namespaces = new Map<string, NamespaceSet>();
   readonly #open = new Set<ResultIterator<unknown>>();
   #done = false;
+  /** What made this a writing transaction, or the read-only query it ran (Fabric's rule, below). */
+  #wrote = false;
+  #readOnlyQuery: string | undefined;
 
   private constructor(ledger: SimulationLedger, opts: TxSimulatorOptions, height: number, release: () => void) {
     this.#ledger = ledger;
@@ -265,6 +275,31 @@ export class TxSimulator {
     if (this.#done) {
       throw new LoomError(SimulationErrorCode.SIMULATION_DONE, `simulation of ${this.txId} is finished`);
     }
+  }
+
+  /** A write: refused after a read-only query (paginated, or over private data). */
+  #checkWrite(): void {
+    this.#check();
+    if (this.#readOnlyQuery !== undefined) {
+      throw new LoomError(
+        SimulationErrorCode.READ_ONLY_QUERY,
+        `transaction ${this.txId} ran a ${this.#readOnlyQuery}, which is only supported in a read-only transaction: it cannot write`,
+        { details: { txId: this.txId, query: this.#readOnlyQuery } },
+      );
+    }
+    this.#wrote = true;
+  }
+
+  /** A query only read-only transactions may run: refused after a write. */
+  #readOnly(query: string): void {
+    if (this.#wrote) {
+      throw new LoomError(
+        SimulationErrorCode.READ_ONLY_QUERY,
+        `a ${query} is only supported in a read-only transaction; transaction ${this.txId} has already written`,
+        { details: { txId: this.txId, query } },
+      );
+    }
+    this.#readOnlyQuery ??= query;
   }
 
   #ns(ns: string): NamespaceSet {
@@ -309,20 +344,20 @@ export class TxSimulator {
   }
 
   setState(ns: string, key: string, value: Bytes): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     // Fabric: a nil/empty value is a delete.
     this.#ns(ns).writes.set(key, value.length === 0 ? { isDelete: true, value: EMPTY } : { isDelete: false, value });
   }
 
   deleteState(ns: string, key: string): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     this.#ns(ns).writes.set(key, { isDelete: true, value: EMPTY });
   }
 
   setStateMetadata(ns: string, key: string, metakey: string, value: Bytes): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     checkKey(metakey, 'metadata key');
     const m = this.#ns(ns).metadataWrites;
@@ -347,6 +382,7 @@ export class TxSimulator {
     let start = startKey === '' ? EMPTY_KEY_SUBSTITUTE : startKey;
     if (pagination !== null) {
       checkPageSize(pagination.pageSize);
+      this.#readOnly('paginated range query');
       if (pagination.bookmark !== '') {
         const after = `${decodeKeyBookmark(pagination.bookmark)}\u0000`;
         if (compareKeys(after, start) > 0) start = after;
@@ -444,7 +480,7 @@ export class TxSimulator {
   }
 
   setPrivateData(ns: string, collection: string, key: string, value: Bytes): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     checkKey(collection, 'collection');
     this.#coll(ns, collection).writes.set(
@@ -456,7 +492,7 @@ export class TxSimulator {
   }
 
   deletePrivateData(ns: string, collection: string, key: string): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     checkKey(collection, 'collection');
     this.#coll(ns, collection).writes.set(key, { isDelete: true, value: EMPTY, isPurge: false });
@@ -464,14 +500,14 @@ export class TxSimulator {
 
   /** Deletes the key and asks every peer to purge its private value and history. */
   purgePrivateData(ns: string, collection: string, key: string): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     checkKey(collection, 'collection');
     this.#coll(ns, collection).writes.set(key, { isDelete: true, value: EMPTY, isPurge: true });
   }
 
   setPrivateDataMetadata(ns: string, collection: string, key: string, metakey: string, value: Bytes): void {
-    this.#check();
+    this.#checkWrite();
     checkKey(key);
     checkKey(collection, 'collection');
     checkKey(metakey, 'metadata key');
@@ -490,6 +526,7 @@ export class TxSimulator {
   ): Promise<ResultIterator<QueryRecord>> {
     this.#check();
     checkKey(collection, 'collection');
+    this.#readOnly('private data range query');
     const start = startKey === '' ? EMPTY_KEY_SUBSTITUTE : startKey;
     const out: QueryRecord[] = [];
     if (endKey === '' || compareKeys(start, endKey) < 0) {
@@ -507,7 +544,9 @@ export class TxSimulator {
     query: string,
     pagination: Pagination | null = null,
   ): Promise<{ iterator: ResultIterator<QueryRecord>; page: QueryPage | null }> {
+    this.#check();
     checkKey(collection, 'collection');
+    this.#readOnly('private data rich query');
     return this.#richQuery(privateNamespace(ns, collection), query, pagination);
   }
 
@@ -517,7 +556,10 @@ export class TxSimulator {
     pagination: Pagination | null,
   ): Promise<{ iterator: ResultIterator<QueryRecord>; page: QueryPage | null }> {
     this.#check();
-    if (pagination !== null) checkPageSize(pagination.pageSize);
+    if (pagination !== null) {
+      checkPageSize(pagination.pageSize);
+      this.#readOnly('paginated rich query');
+    }
     const r = await executeQuery(
       this.#ledger.state,
       ns,

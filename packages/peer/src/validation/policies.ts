@@ -4,11 +4,15 @@
  * A chaincode's or collection's policy is either a signature policy (`AND('Org1MSP.peer', ...)`) or
  * an implicit meta policy over the organizations' named policies (`MAJORITY Endorsement`), evaluated
  * with the channel's `ChannelPolicies`. A key-level `VALIDATION_PARAMETER` is the UTF-8 text of a
- * signature policy (what the chaincode SDK's state-based endorsement writes).
+ * signature policy (what the chaincode SDK's state-based endorsement writes). `_lifecycle` approval
+ * keys carry their own rule (`keyRule`): a write of org X's approval needs a peer of X.
  */
 import { fromUtf8 } from '@loom/common';
 import { type ChannelPolicies, type Policy, parseSignaturePolicy } from '@loom/common/policy/index';
+import { approvalEndorsementPolicy, approvalOrgOfKey, LIFECYCLE_NAMESPACE } from '../chaincode/lifecycle/lifecycle.js';
 import type { EndorsementPolicy, EndorsementPolicySource } from './types.js';
+
+const NEVER: EndorsementPolicy = { evaluate: () => false };
 
 type Lookup = (...names: string[]) => string | undefined | Promise<string | undefined>;
 
@@ -42,5 +46,15 @@ export function createEndorsementPolicySource(
     collectionPolicy: async (ns, coll) =>
       fromText(await lookup(texts.collection as Lookup | undefined, ns, coll), (t) => channelPolicies.parse(t)),
     keyLevelPolicy: (vp) => fromText(`vp:${fromUtf8(vp)}`, (t) => parseSignaturePolicy(t.slice(3)))!,
+    keyRule(ns, key) {
+      if (ns !== LIFECYCLE_NAMESPACE) return undefined;
+      const org = approvalOrgOfKey(key);
+      if (org === undefined) return undefined;
+      if (org === null) return { policy: NEVER, requirement: 'is not a valid approval key' };
+      return {
+        policy: fromText(approvalEndorsementPolicy(org), (t) => parseSignaturePolicy(t))!,
+        requirement: `must be endorsed by a peer of ${org} (the approving org)`,
+      };
+    },
   };
 }

@@ -15,7 +15,7 @@
 import { createHash, createPublicKey, type KeyObject, verify as nodeVerify } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { isHighS, parseDerSignature } from '@loom/common/crypto/signature-der';
+import { isStrictLowSDer } from '@loom/common/crypto/signature-der';
 
 export interface SignatureVerificationItem {
   /** The signer's certificate (its subject key is used); either this or `publicKeyDer`. */
@@ -174,11 +174,7 @@ function resultCacheKey(key: KeyRef, item: SignatureVerificationItem): string {
 
 /** Strict DER and low-S, Loom's encoding rule; false means invalid without doing the math. */
 function encodingAcceptable(signature: Uint8Array): boolean {
-  try {
-    return !isHighS(parseDerSignature(signature).s);
-  } catch {
-    return false;
-  }
+  return isStrictLowSDer(signature);
 }
 
 class NodeSignatureVerifier implements SignatureVerifierPool {

@@ -21,6 +21,11 @@ export interface StateReader {
   /** True when a block already committed to the ledger holds a transaction with this id. */
   isTxIdCommitted(txId: string): Promise<boolean>;
   /**
+   * Optional batch form of `isTxIdCommitted` (one answer per txId, in order; level's getMany). The
+   * validator looks up a block's txIds with it; without it, one `isTxIdCommitted` per txId.
+   */
+  areTxIdsCommitted?(txIds: readonly string[]): Promise<boolean[]>;
+  /**
    * Optional batch read of many keys of one namespace in one pass (level's getMany): per key its
    * committed version and metadata (undefined metadata when it has none), undefined when absent.
    * The validator prefetches a block's keys with it; without it, it reads them concurrently through

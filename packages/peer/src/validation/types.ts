@@ -49,6 +49,15 @@ export interface EndorsementPolicySource {
   ): EndorsementPolicy | undefined | Promise<EndorsementPolicy | undefined>;
   /** Parses a key's `VALIDATION_PARAMETER` metadata; throws when it is malformed (the write then fails policy). */
   keyLevelPolicy(validationParameter: Bytes): EndorsementPolicy;
+  /**
+   * A system namespace's rule for one public key, which replaces every other policy for a write of
+   * that key: `_lifecycle`'s `approvals/<name>/<sequence>/<mspId>` needs a peer of `<mspId>`.
+   * Undefined: no rule (the usual key-level/chaincode policies apply).
+   */
+  keyRule?(
+    namespace: string,
+    key: string,
+  ): { readonly policy: EndorsementPolicy; readonly requirement: string } | undefined;
 }
 
 export interface BlockValidationContext {
@@ -102,6 +111,8 @@ export interface TransactionValidationInfo {
   readonly code: TxValidationCode;
   /** Undefined when the channel header could not be read. */
   readonly headerType: HeaderType | undefined;
+  /** The channel header's timestamp (ms since the epoch); 0 when it could not be read. */
+  readonly timestamp: number;
   /**
    * A CONFIG transaction: accepted as VALID here without any checks beyond the channel id, and
    * contributing no state updates. The committer must validate and apply it through the config path.

@@ -3,15 +3,17 @@
  * order, and only valid transactions change state. Pure: the state it reads, the identities, the
  * policies and signature checking are injected (types.ts); no storage, no network, no clock.
  *
- * Two passes. The first decodes every envelope and deserializes every identity, and sends all the
- * block's signatures (creators' and endorsers') to the verifier in one batch so a worker pool can
- * spread them. While the signatures are checked, every committed key, range and txId the block can
- * look at is read in one pass (`CommittedState.prefetch`: one batch read per namespace, the ranges
- * and txIds concurrently). The second pass walks the transactions in order applying the checks in
- * Fabric's order — header, creator signature, txId, duplicate, response payload, endorsement policy,
- * MVCC, phantoms — in memory, against that committed state overlaid with the writes of earlier valid
- * transactions of the same block. A prefetch read that fails is simply not cached: the second pass
- * then reads it itself, only for a transaction that gets that far, exactly as without prefetching.
+ * Two passes. The first decodes every envelope (once: everything later passes work on that decoded
+ * form) and deserializes every identity, and hands the block's signatures (creators' and endorsers')
+ * to the verifier in batches of a few dozen transactions as it goes, so a worker pool verifies while
+ * the rest of the block is decoded. While the signatures are checked, every committed key, range and
+ * txId the block can look at is read in one pass (`CommittedState.prefetch`: one batch read per
+ * namespace, one for the txIds, the ranges concurrently). The second pass walks the transactions
+ * in order applying the checks in Fabric's order — header, creator signature, txId, duplicate,
+ * response payload, endorsement policy, MVCC, phantoms — in memory, against that committed state
+ * overlaid with the writes of earlier valid transactions of the same block. A prefetch read that
+ * fails is simply not cached: the second pass then reads it itself, only for a transaction that
+ * gets that far, exactly as without prefetching.
  */
 import {
   type Bytes,
@@ -84,6 +86,7 @@ interface ParsedTx {
   envelopeHash: Bytes;
   txId: string;
   headerType: HeaderType | undefined;
+  timestamp: number;
   /** Set when the envelope failed before the creator check (malformed, wrong channel, unknown type). */
   headerError?: TxInvalid;
   isConfig: boolean;
@@ -110,6 +113,9 @@ interface OverlayEntry {
   /** undefined: unchanged by this block; null: removed (key deleted). */
   metadata: ReadonlyMap<string, Bytes> | null | undefined;
 }
+
+/** Signatures per verifier batch while a block is parsed (about 60 transactions of 3 signatures). */
+const SIGNATURE_CHUNK = 180;
 
 const errMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -154,14 +160,24 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
     sigItems.push({ certPem: identity.certPem, publicKeyDer: identity.publicKeyDer, message, signature });
     return sigItems.length - 1;
   };
+  // Signatures go to the verifier in chunks while the rest of the block is still being decoded, so
+  // the worker pool verifies while this thread parses; each chunk is one batch (a few worker messages).
+  const sigChunks: Promise<boolean[]>[] = [];
+  let dispatched = 0;
+  const dispatch = () => {
+    if (sigItems.length > dispatched) sigChunks.push(ctx.signatureVerifier.verifyMany(sigItems.slice(dispatched)));
+    dispatched = sigItems.length;
+  };
   const parsed: ParsedTx[] = [];
   for (let txNum = 0; txNum < block.data.length; txNum++) {
     parsed.push(await parseTransaction(block.data[txNum]!, txNum, ctx, deserialize, addSig));
+    if (sigItems.length - dispatched >= SIGNATURE_CHUNK) dispatch();
   }
+  dispatch();
   // Signatures (in the worker pool) and the block's state reads run at the same time.
   const committed = new CommittedState(ctx.stateReader);
   const [sigOk] = await Promise.all([
-    sigItems.length > 0 ? ctx.signatureVerifier.verifyMany(sigItems) : Promise.resolve([] as boolean[]),
+    Promise.all(sigChunks).then((parts) => parts.flat()),
     committed.prefetch(parsed, ctx),
   ]);
 
@@ -192,6 +208,7 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
       txId: tx.txId,
       code,
       headerType: tx.headerType,
+      timestamp: tx.timestamp,
       isConfig: tx.isConfig && code === TxValidationCode.VALID,
       envelopeHash: tx.envelopeHash,
       chaincodeEvent: code === TxValidationCode.VALID ? tx.event : undefined,
@@ -213,6 +230,7 @@ async function parseTransaction(
     envelopeHash: ctx.hash(envelopeBytes),
     txId: '',
     headerType: undefined,
+    timestamp: 0,
     isConfig: false,
     endorsers: [],
     endorsementCount: 0,
@@ -236,6 +254,7 @@ async function parseTransaction(
     );
     tx.txId = channelHeader.txId;
     tx.headerType = channelHeader.type;
+    tx.timestamp = channelHeader.timestamp;
     const sigHeader = tryDo(TxValidationCode.BAD_COMMON_HEADER, 'signature header', () =>
       decodeSignatureHeader(header.signatureHeader),
     );
@@ -517,14 +536,29 @@ class CommittedState {
       // The block's own writes can hide or replace at most one committed entry each.
       jobs.push(this.#fetchRange(id, r.ns, r.start, r.end, r.limit + (written.get(r.ns)?.size ?? 0)));
     }
+    const ids = [...txIds];
+    const batch = this.#reader.areTxIdsCommitted?.bind(this.#reader);
     jobs.push(
-      ...[...txIds].map(async (txId) => {
-        try {
-          this.#txIds.set(txId, await this.#reader.isTxIdCommitted(txId));
-        } catch {
-          // not cached: the ordered check reads it again and reports what it reports
-        }
-      }),
+      batch && ids.length > 0
+        ? (async () => {
+            try {
+              const found = await batch(ids);
+              if (found.length === ids.length)
+                for (const [i, t] of ids.entries()) this.#txIds.set(t, found[i] === true);
+            } catch {
+              // not cached: the ordered check reads each again and reports what it reports
+            }
+          })()
+        : Promise.resolve(),
+      ...(batch
+        ? []
+        : ids.map(async (txId) => {
+            try {
+              this.#txIds.set(txId, await this.#reader.isTxIdCommitted(txId));
+            } catch {
+              // not cached: the ordered check reads it again and reports what it reports
+            }
+          })),
     );
     await Promise.all(jobs);
   }
@@ -738,7 +772,8 @@ const fmtVersion = (v: Version | null | undefined) => (v ? `(${v.blockNum},${v.t
  * Fabric's endorsement rules per namespace the transaction writes (and the invoked chaincode's even
  * when it writes nothing): a key with a `VALIDATION_PARAMETER` needs that key-level policy instead of
  * any other; a private write needs its collection's endorsement policy when the collection has one;
- * every other write needs the chaincode's policy.
+ * every other write needs the chaincode's policy. A system rule for a key (`keyRule`: `_lifecycle`
+ * approvals need the approving org's peer) replaces all of these for that key.
  */
 async function checkEndorsementPolicies(
   tx: ParsedTx,
@@ -786,6 +821,11 @@ async function checkEndorsementPolicies(
     let needChaincodePolicy = writes === 0;
     const publicKeys = new Set([...ns.rwset.writes.map((w) => w.key), ...ns.rwset.metadataWrites.map((m) => m.key)]);
     for (const key of publicKeys) {
+      const rule = ctx.policies.keyRule?.(ns.namespace, key);
+      if (rule) {
+        if (!holds(rule.policy)) throw fail(`write of ${ns.namespace}/${key} ${rule.requirement}`);
+        continue;
+      }
       const kp = await keyLevel(ns.namespace, key);
       if (!kp) needChaincodePolicy = true;
       else if (!holds(kp)) throw fail(`key-level endorsement policy of ${ns.namespace}/${key} not satisfied`);

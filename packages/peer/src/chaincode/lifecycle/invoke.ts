@@ -10,7 +10,20 @@
  *   QueryChaincodeDefinitions           {}
  *   QueryApprovedChaincodeDefinition    {name, sequence?}
  */
-import { fromUtf8, LoomError, utf8 } from '@loom/common';
+import {
+  type Bytes,
+  decodeChaincodeInvocationSpec,
+  decodeChaincodeProposalPayload,
+  decodeChannelHeader,
+  decodeHeader,
+  decodeProposal,
+  decodeSerializedIdentity,
+  decodeSignatureHeader,
+  decodeSignedProposal,
+  fromUtf8,
+  LoomError,
+  utf8,
+} from '@loom/common';
 import {
   type ApproveInput,
   approveForMyOrg,
@@ -31,7 +44,7 @@ export interface LifecycleCaller {
 }
 
 export interface LifecycleInvokeOptions {
-  /** The endorsing peer's MSP id (commit is endorsed only by peers whose org approved). */
+  /** The endorsing peer's MSP id: it approves only for its own org; it endorses a commit only if its org approved. */
   readonly myMspId: string;
 }
 
@@ -40,6 +53,30 @@ export const LIFECYCLE_WRITE_FUNCTIONS: ReadonlySet<string> = new Set([
   'ApproveChaincodeDefinitionForMyOrg',
   'CommitChaincodeDefinition',
 ]);
+
+/** The function that writes the submitting org's approval: endorsed by a peer of that org alone. */
+export const APPROVE_FUNCTION = 'ApproveChaincodeDefinitionForMyOrg';
+
+/**
+ * For the gateway's endorsement plan: when a signed proposal invokes `_lifecycle`'s
+ * `ApproveChaincodeDefinitionForMyOrg`, the approving org (the creator's MSP id), whose peer alone
+ * must endorse it; undefined for any other proposal, or one that does not decode (the endorser then
+ * reports what is wrong with it).
+ */
+export function approvingOrgOf(signedProposal: Bytes): string | undefined {
+  try {
+    const proposal = decodeProposal(decodeSignedProposal(signedProposal).proposalBytes);
+    const header = decodeHeader(proposal.header);
+    if (fromUtf8(decodeChannelHeader(header.channelHeader).extension) !== '_lifecycle') return undefined;
+    const spec = decodeChaincodeInvocationSpec(decodeChaincodeProposalPayload(proposal.payload).input);
+    if (spec.chaincodeName !== '_lifecycle' || !spec.args[0] || fromUtf8(spec.args[0]) !== APPROVE_FUNCTION) {
+      return undefined;
+    }
+    return decodeSerializedIdentity(decodeSignatureHeader(header.signatureHeader).creator).mspId;
+  } catch {
+    return undefined;
+  }
+}
 
 function parseArg(arg: Uint8Array | undefined): Record<string, unknown> {
   if (arg === undefined || arg.length === 0) return {};
@@ -80,6 +117,14 @@ export async function invokeLifecycle(
   switch (fn) {
     case 'ApproveChaincodeDefinitionForMyOrg':
       requireAdmin(caller, fn);
+      // As in Fabric, a peer approves for its own org only; validation enforces it too.
+      if (caller.mspId !== options.myMspId) {
+        throw new LoomError(
+          LifecycleErrorCode.UNAUTHORIZED,
+          `an approval for ${caller.mspId} must be endorsed by a peer of ${caller.mspId}, not of ${options.myMspId}`,
+          { details: { mspId: caller.mspId, peerMspId: options.myMspId }, httpStatus: 403 },
+        );
+      }
       return out(await approveForMyOrg(ctx, arg as unknown as ApproveInput, caller.mspId));
     case 'CheckCommitReadiness':
       return out(await checkCommitReadiness(ctx, arg as unknown as ApproveInput));

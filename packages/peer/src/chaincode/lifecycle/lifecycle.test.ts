@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createEndorsementPolicySource } from '../../validation/policies.js';
 import { invokeLifecycle } from './invoke.js';
 import {
+  approvalOrgOfKey,
   approveForMyOrg,
   type ChaincodeDefinitionInput,
   checkCommitReadiness,
@@ -204,6 +205,54 @@ describe('_lifecycle', () => {
     expect(await call('QueryChaincodeDefinitions', {})).toHaveLength(1);
     await expect(call('QueryChaincodeDefinition', { name: 'nope' })).rejects.toMatchObject({ httpStatus: 404 });
     await expect(call('Bogus', {})).rejects.toMatchObject({ code: 'LIFECYCLE_INVALID_ARGUMENT' });
+  });
+
+  it("endorses an approval only on the approving org's own peer", async () => {
+    const ctx = setup();
+    // Org1's admin asks a peer of Org2 to endorse Org1's approval: refused, nothing written.
+    await expect(
+      invokeLifecycle(
+        ctx,
+        [utf8('ApproveChaincodeDefinitionForMyOrg'), utf8(JSON.stringify(def()))],
+        { mspId: 'Org1MSP', isAdmin: true },
+        { myMspId: 'Org2MSP' },
+      ),
+    ).rejects.toMatchObject({
+      code: 'LIFECYCLE_UNAUTHORIZED',
+      httpStatus: 403,
+      message: expect.stringContaining('must be endorsed by a peer of Org1MSP'),
+    });
+    expect(ctx.state.keys()).toEqual([]);
+  });
+});
+
+describe('_lifecycle approval keys', () => {
+  it('names the approving org of approval keys; malformed approval keys have none', () => {
+    expect(approvalOrgOfKey('approvals/basic/1/Org1MSP')).toBe('Org1MSP');
+    expect(approvalOrgOfKey('approvals/my-cc_2/12/Org2.MSP')).toBe('Org2.MSP');
+    expect(approvalOrgOfKey('definitions/basic')).toBeUndefined();
+    for (const bad of [
+      'approvals/basic/1',
+      'approvals/basic/0/Org1MSP',
+      'approvals/basic/1/Org1MSP/x',
+      "approvals/basic/1/O'rg",
+    ]) {
+      expect(approvalOrgOfKey(bad)).toBeNull();
+    }
+  });
+
+  it('validation: an approval needs a peer of its org, whatever LifecycleEndorsement says; definitions need LifecycleEndorsement', async () => {
+    const source = createEndorsementPolicySource(policies, { chaincode: () => 'MAJORITY Endorsement' });
+    const rule = source.keyRule?.('_lifecycle', 'approvals/basic/1/Org1MSP');
+    expect(rule?.requirement).toContain('Org1MSP');
+    expect(rule?.policy.evaluate([peer('Org1MSP')])).toBe(true);
+    // Another org's peers, even a majority of them, cannot write Org1's approval.
+    expect(rule?.policy.evaluate([peer('Org2MSP'), peer('Org3MSP')])).toBe(false);
+    // An admin or client of Org1 is not a peer.
+    expect(rule?.policy.evaluate([{ ...peer('Org1MSP'), role: 'admin' as const, isAdmin: true }])).toBe(false);
+    expect(source.keyRule?.('_lifecycle', 'approvals/basic/1')?.policy.evaluate([peer('Org1MSP')])).toBe(false);
+    expect(source.keyRule?.('_lifecycle', 'definitions/basic')).toBeUndefined();
+    expect(source.keyRule?.('basic', 'approvals/basic/1/Org1MSP')).toBeUndefined();
   });
 });
 

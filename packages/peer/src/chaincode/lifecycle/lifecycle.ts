@@ -12,9 +12,14 @@
  * Deviation from Fabric, deliberately: Fabric keeps each org's approval in the org's implicit private
  * collection and compares hashes across orgs. Loom keeps approvals as public keys, so any peer can
  * check readiness by reading them, and approvals carry each org's package id so every peer knows what
- * to run. Every `_lifecycle` write (approvals included) is validated against `LifecycleEndorsement`:
- * an approval is endorsed by enough orgs' peers, each of which checked that the submitter is an admin
- * of the org the approval is for (`invokeLifecycle`).
+ * to run.
+ *
+ * Endorsement, as in Fabric: an approval (`ApproveChaincodeDefinitionForMyOrg`) is endorsed by a peer
+ * of the approving org alone — the peer checks that the submitter is an admin of its own org and
+ * writes only that org's approval key (`invokeLifecycle`), and validation accepts a write of
+ * `approvals/<name>/<sequence>/<mspId>` only when a peer of `<mspId>` endorsed it
+ * (`approvalEndorsementPolicy`), whatever the channel's `LifecycleEndorsement` says. Every other
+ * `_lifecycle` write (the commit's `definitions/<name>`) needs `LifecycleEndorsement`.
  */
 import {
   type ChannelPolicies,
@@ -131,6 +136,25 @@ const decode = <T>(b: Uint8Array): T => JSON.parse(fromUtf8(b)) as T;
 
 export const definitionKey = (name: string) => `definitions/${name}`;
 export const approvalKey = (name: string, sequence: number, mspId: string) => `approvals/${name}/${sequence}/${mspId}`;
+
+/**
+ * The org whose approval a `_lifecycle` key holds: its MSP id for `approvals/<name>/<sequence>/<mspId>`,
+ * null for any other key under `approvals/` (malformed: no endorsement can make it valid), undefined
+ * for keys outside `approvals/`.
+ */
+export function approvalOrgOfKey(key: string): string | null | undefined {
+  if (!key.startsWith('approvals/')) return undefined;
+  const parts = key.split('/');
+  if (parts.length !== 4) return null;
+  const [, name, sequence, mspId] = parts as [string, string, string, string];
+  if (!CHAINCODE_NAME_PATTERN.test(name) || !/^[1-9][0-9]*$/.test(sequence)) return null;
+  if (!/^[A-Za-z0-9._-]+$/.test(mspId)) return null;
+  return mspId;
+}
+
+/** The policy a write of an org's approval key needs: a peer of that org (`OR('<mspId>.peer')`). */
+export const approvalEndorsementPolicy = (mspId: string): string => `OR('${mspId}.peer')`;
+
 /** The end of a prefix range: the prefix with its last character incremented. */
 const prefixEnd = (prefix: string) =>
   prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);

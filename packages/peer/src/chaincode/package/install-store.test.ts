@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, lstatSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe('install store', () => {
-  it('installs chaincode/basic: extracts, links dependencies, compiles; idempotent; runnable', async () => {
+  it('installs chaincode/basic: extracts, links @loom dependencies without npm, compiles; idempotent; runnable', async () => {
     const store = createInstallStore({ dataDir, buildTimeoutMs: 90_000 });
     const bytes = await createPackage(BASIC, 'basic_1.0');
     const id = packageIdOf('basic_1.0', bytes);
@@ -31,7 +31,10 @@ describe('install store', () => {
     const spec = await store.launchSpec(id);
     if (spec.type !== 'node') throw new Error('expected a node launch spec');
     expect(existsSync(join(spec.cwd, 'dist', 'index.js'))).toBe(true);
-    expect(lstatSync(join(spec.cwd, 'node_modules')).isSymbolicLink()).toBe(true);
+    // Its only dependency is @loom/chaincode-sdk: a link to the peer's package, nothing else visible.
+    expect(lstatSync(join(spec.cwd, 'node_modules')).isDirectory()).toBe(true);
+    expect(lstatSync(join(spec.cwd, 'node_modules', '@loom', 'chaincode-sdk')).isSymbolicLink()).toBe(true);
+    expect(await readdir(join(spec.cwd, 'node_modules'))).toEqual(['@loom']);
     expect(spec.command).toBe(process.execPath);
     expect(spec.args[0]).toMatch(/chaincode-sdk\/dist\/bin\/start-chaincode\.js$/);
     expect(spec.args.slice(1)).toEqual(['start', '--module-path', spec.cwd]);
@@ -52,7 +55,7 @@ describe('install store', () => {
 
     expect(await store.install(bytes)).toMatchObject({ packageId: id, alreadyInstalled: true });
     expect(await store.queryInstalled()).toEqual([
-      expect.objectContaining({ packageId: id, label: 'basic_1.0', type: 'node', built: true }),
+      expect.objectContaining({ packageId: id, label: 'basic_1.0', type: 'node', built: true, dependencies: 'linked' }),
     ]);
     expect(await store.getInstalledPackage(id)).toEqual(bytes);
     expect((await store.indexes(id)).map((i) => i.definition.name)).toEqual(['indexOwner']);
@@ -100,15 +103,31 @@ describe('install store', () => {
       files: [
         {
           path: 'src/package.json',
-          content: utf8(JSON.stringify({ name: 'd', main: 'index.js', dependencies: { 'left-pad-not-here': '1' } })),
+          content: utf8(JSON.stringify({ name: 'd', main: 'index.js', dependencies: { '@loom/not-provided': '1' } })),
         },
         { path: 'src/index.js', content: utf8('') },
       ],
     });
     await expect(store.install(missingDep)).rejects.toMatchObject({
       code: 'CHAINCODE_INSTALL_FAILED',
-      details: expect.objectContaining({ missing: ['left-pad-not-here'] }),
+      httpStatus: 400,
+      details: expect.objectContaining({ missing: ['@loom/not-provided'] }),
     });
+    // No dependencies declared: still the peer's chaincode SDK (the launcher's), nothing else.
+    const bare = buildPackage({
+      label: 'bare_1',
+      type: 'node',
+      files: [
+        { path: 'src/package.json', content: utf8('{"name":"bare","main":"index.js"}') },
+        { path: 'src/index.js', content: utf8('') },
+      ],
+    });
+    const bareId = (await store.install(bare)).packageId;
+    expect(await store.getInstalled(bareId)).toMatchObject({ dependencies: 'none' });
+    const bareSpec = await store.launchSpec(bareId);
+    if (bareSpec.type !== 'node') throw new Error('expected node');
+    expect(await readdir(join(bareSpec.cwd, 'node_modules', '@loom'))).toEqual(['chaincode-sdk']);
+
     const ids = (await store.queryInstalled()).map((i) => i.label);
     expect(ids).not.toContain('broken_1');
     expect(ids).not.toContain('deps_1');
@@ -119,20 +138,163 @@ describe('install store', () => {
     });
   }, 90_000);
 
-  it('rejects invalid packages and packages that ship node_modules', async () => {
+  it('rejects invalid packages and bad dependency declarations', async () => {
     const store = createInstallStore({ dataDir });
     await expect(store.install(utf8('garbage'))).rejects.toMatchObject({ code: 'CHAINCODE_PACKAGE_INVALID' });
-    const shipsModules = buildPackage({
-      label: 'mods_1',
+    const badDeps = buildPackage({
+      label: 'baddeps_1',
       type: 'node',
       files: [
-        { path: 'src/package.json', content: utf8('{"main":"index.js"}') },
+        { path: 'src/package.json', content: utf8('{"main":"index.js","dependencies":["yaml"]}') },
         { path: 'src/index.js', content: utf8('') },
-        { path: 'src/node_modules/evil/index.js', content: utf8('') },
       ],
     });
-    await expect(store.install(shipsModules)).rejects.toThrow(/ships node_modules/);
+    await expect(store.install(badDeps)).rejects.toMatchObject({
+      code: 'CHAINCODE_INSTALL_FAILED',
+      httpStatus: 400,
+      message: expect.stringContaining('"dependencies" must map'),
+    });
   });
+
+  it('uses vendored node_modules as they are (no npm), still linking @loom dependencies', async () => {
+    const store = createInstallStore({ dataDir, npmCommand: [process.execPath, '-e', 'process.exit(3)'] });
+    const bytes = buildPackage({
+      label: 'vendored_1',
+      type: 'node',
+      files: [
+        {
+          path: 'src/package.json',
+          content: utf8(
+            JSON.stringify({
+              name: 'v',
+              type: 'module',
+              main: 'index.js',
+              dependencies: { 'vendored-dep': '1.0.0', '@loom/chaincode-sdk': '*' },
+            }),
+          ),
+        },
+        {
+          path: 'src/index.js',
+          content: utf8(
+            "import v from 'vendored-dep'; import * as sdk from '@loom/chaincode-sdk'; export const out = v + ':' + typeof sdk.Contract;",
+          ),
+        },
+        { path: 'src/node_modules/vendored-dep/package.json', content: utf8('{"name":"vendored-dep","main":"i.js"}') },
+        { path: 'src/node_modules/vendored-dep/i.js', content: utf8('module.exports = "from-vendor";') },
+      ],
+    });
+    const { packageId } = await store.install(bytes);
+    expect(await store.getInstalled(packageId)).toMatchObject({ dependencies: 'vendored', dependencyLog: '' });
+    const spec = await store.launchSpec(packageId);
+    if (spec.type !== 'node') throw new Error('expected node');
+    const out = await new Promise<string>((done, fail) =>
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', "const m = await import('./index.js'); console.log(m.out);"],
+        { cwd: spec.cwd, timeout: 30_000 },
+        (err, stdout, stderr) => (err ? fail(new Error(`${err.message}\n${stderr}`)) : done(stdout)),
+      ),
+    );
+    expect(out.trim()).toBe('from-vendor:function');
+  }, 60_000);
+
+  it('installs registry dependencies with real npm (offline-first from the npm cache) and keeps package.json', async () => {
+    const yamlVersion = (
+      JSON.parse(await readFile(join(findPeerNodeModules(), 'yaml', 'package.json'), 'utf8')) as { version: string }
+    ).version;
+    const store = createInstallStore({ dataDir, dependencyTimeoutMs: 150_000 });
+    const packageJson = JSON.stringify({
+      name: 'withyaml',
+      type: 'module',
+      main: 'index.js',
+      dependencies: { yaml: yamlVersion, '@loom/chaincode-sdk': '*' },
+      devDependencies: { '@loom-nonexistent/dev-only': '1.0.0' },
+    });
+    const bytes = buildPackage({
+      label: 'withyaml_1',
+      type: 'node',
+      files: [
+        { path: 'src/package.json', content: utf8(packageJson) },
+        {
+          path: 'src/index.js',
+          content: utf8("import YAML from 'yaml'; export const out = YAML.stringify({ a: [1, 2] });"),
+        },
+      ],
+    });
+    const { packageId } = await store.install(bytes);
+    const record = await store.getInstalled(packageId);
+    expect(record).toMatchObject({ dependencies: 'npm' });
+    const spec = await store.launchSpec(packageId);
+    if (spec.type !== 'node') throw new Error('expected node');
+    expect(await readFile(join(spec.cwd, 'package.json'), 'utf8')).toBe(packageJson);
+    expect(
+      (
+        JSON.parse(await readFile(join(spec.cwd, 'node_modules', 'yaml', 'package.json'), 'utf8')) as {
+          version: string;
+        }
+      ).version,
+    ).toBe(yamlVersion);
+    expect(lstatSync(join(spec.cwd, 'node_modules', '@loom', 'chaincode-sdk')).isSymbolicLink()).toBe(true);
+    const out = await new Promise<string>((done, fail) =>
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', "const m = await import('./index.js'); process.stdout.write(m.out);"],
+        { cwd: spec.cwd, timeout: 30_000 },
+        (err, stdout, stderr) => (err ? fail(new Error(`${err.message}\n${stderr}`)) : done(stdout)),
+      ),
+    );
+    expect(out).toBe('a:\n  - 1\n  - 2\n');
+  }, 180_000);
+
+  it("fails the install with npm's error when npm cannot install the dependencies; nothing recorded", async () => {
+    // A stand-in npm that fails like npm does (exit 1, error on stderr): no registry needed here.
+    const fakeNpm = [
+      process.execPath,
+      '-e',
+      "console.error('npm error code E404 not found: ' + process.argv.slice(1).join(' ')); process.exit(1)",
+    ];
+    const store = createInstallStore({ dataDir, npmCommand: fakeNpm });
+    const bytes = buildPackage({
+      label: 'npmfail_1',
+      type: 'node',
+      files: [
+        {
+          path: 'src/package.json',
+          content: utf8(JSON.stringify({ name: 'f', main: 'index.js', dependencies: { 'some-dep': '^1.0.0' } })),
+        },
+        { path: 'src/index.js', content: utf8('') },
+      ],
+    });
+    const e = await store.install(bytes).catch((x: unknown) => x);
+    expect(e).toMatchObject({
+      code: 'CHAINCODE_INSTALL_FAILED',
+      httpStatus: 400,
+      message: expect.stringMatching(/npm install of the dependencies \(some-dep\) failed:[\s\S]*E404/),
+      details: expect.objectContaining({ dependencies: ['some-dep'] }),
+    });
+    // npm is run with the offline-first, no-scripts flags.
+    expect((e as { details: { npmLog: string } }).details.npmLog).toContain(
+      'install --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline',
+    );
+    expect((await store.queryInstalled()).map((i) => i.label)).not.toContain('npmfail_1');
+    expect((await readdir(join(dataDir, 'chaincode'))).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+
+    const noNpm = createInstallStore({ dataDir, npmCommand: ['/nonexistent/bin/npm'] });
+    await expect(noNpm.install(bytes)).rejects.toMatchObject({
+      code: 'CHAINCODE_INSTALL_FAILED',
+      message: expect.stringContaining('ENOENT'),
+    });
+
+    const slow = createInstallStore({
+      dataDir,
+      npmCommand: [process.execPath, '-e', 'setTimeout(() => {}, 60_000)'],
+      dependencyTimeoutMs: 1_000,
+    });
+    await expect(slow.install(bytes)).rejects.toMatchObject({
+      code: 'CHAINCODE_INSTALL_FAILED',
+      message: expect.stringContaining('timed out after 1000 ms'),
+    });
+  }, 60_000);
 
   it('installs ccaas packages without a build and hands out the connection', async () => {
     const store = createInstallStore({ dataDir });

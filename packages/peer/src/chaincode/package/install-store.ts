@@ -10,13 +10,22 @@
  * (The directory is the package id with ':' replaced by '.', which keeps ':' out of paths; the hash is
  * always the last 64 characters, so the mapping is one to one.)
  *
- * Preparing node chaincode is Loom's stand-in for Fabric's `npm install` + build in a builder image:
- * peers have no registry access, so `src/node_modules` is a symbolic link to the peer's own
- * node_modules (which provides `@loom/chaincode-sdk`, `typescript`, `@types/node`), every declared
- * dependency must resolve there, and a package with a `tsconfig.json` and a `build` script is compiled
- * with the peer's TypeScript (`tsc -p tsconfig.json`), within a timeout. The package's own npm scripts
- * are never run. Work happens in a temporary directory that is renamed into place when complete, so a
- * crash never leaves a half-installed package behind.
+ * Preparing node chaincode is Loom's version of Fabric's node builder (`npm install` + build):
+ *
+ * - The package's package.json `dependencies` are installed into `src/node_modules` at install time
+ *   with `npm install --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline` (npm's cache
+ *   first, the configured registry otherwise), within a timeout; npm's output is kept in the record
+ *   and a failure fails the install (CHAINCODE_INSTALL_FAILED, 400) with npm's output.
+ * - `@loom/*` dependencies are never fetched: each is a symbolic link in `src/node_modules` to the
+ *   peer's own package (npm sees the package.json without them). `@loom/chaincode-sdk` is linked even
+ *   when undeclared, since the peer starts the chaincode with that SDK's launcher. A package whose only dependencies
+ *   are `@loom/*` runs no npm at all, so the sample chaincodes install on a peer with no network.
+ * - A package that ships `node_modules/` (vendored) is used as it is; npm does not run.
+ * - A package with a `tsconfig.json` and a `build` script is compiled with the peer's TypeScript
+ *   (`tsc -p tsconfig.json`, type roots: the package's then the peer's `@types`), within a timeout.
+ *
+ * The package's own npm scripts are never run. Work happens in a temporary directory that is renamed
+ * into place when complete, so a failed install or a crash never leaves a half-installed package.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -49,6 +58,14 @@ export interface InstalledChaincode {
   readonly built: boolean;
   /** Compiler output of the build step (tail), for operators. */
   readonly buildLog: string;
+  /**
+   * How the package's package.json dependencies were provided: `none` declared; `linked` (only
+   * `@loom/*`, linked to the peer's own packages, no npm run); `npm` (`npm install` at install time);
+   * `vendored` (the package ships node_modules/). Absent in records of older installs.
+   */
+  readonly dependencies?: 'none' | 'linked' | 'npm' | 'vendored';
+  /** npm's output (tail) when dependencies were installed with npm. */
+  readonly dependencyLog?: string;
 }
 
 /** How the chaincode runtime starts (node) or reaches (ccaas) an installed chaincode. */
@@ -119,6 +136,10 @@ export interface InstallStoreOptions {
   readonly nodeModulesDir?: string;
   /** Bound on the TypeScript build of one package. Default 120 s. */
   readonly buildTimeoutMs?: number;
+  /** Bound on the `npm install` of one package's dependencies. Default 180 s. */
+  readonly dependencyTimeoutMs?: number;
+  /** The npm command (program and leading arguments); default `defaultNpmCommand()`. */
+  readonly npmCommand?: readonly string[];
 }
 
 const notInstalled = (packageId: string) =>
@@ -155,14 +176,16 @@ function run(
   args: string[],
   cwd: string,
   timeoutMs: number,
+  env: Record<string, string> = {},
 ): Promise<{ ok: boolean; out: string; timedOut: boolean }> {
   return new Promise((done) => {
     execFile(
       cmd,
       args,
-      { cwd, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 8 * 1024 * 1024, env: { ...process.env } },
+      { cwd, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 8 * 1024 * 1024, env: { ...process.env, ...env } },
       (err, stdout, stderr) => {
-        const out = `${stdout}${stderr}`.slice(-8000);
+        // A program that could not start (no npm on PATH: ENOENT) has no output but the error.
+        const out = (`${stdout}${stderr}` || (err ? err.message : '')).slice(-8000);
         const timedOut = err !== null && (err as { killed?: boolean }).killed === true;
         done({ ok: err === null, out, timedOut });
       },
@@ -170,38 +193,140 @@ function run(
   });
 }
 
-async function prepareNode(
-  pkg: ParsedPackage,
-  dir: string,
-  nodeModules: string,
-  timeoutMs: number,
-): Promise<{ built: boolean; buildLog: string }> {
+/** The npm command line: npm's CLI next to this node (as the node image ships it), else `npm` on PATH. */
+export function defaultNpmCommand(): readonly string[] {
+  const cli = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
+  return existsSync(cli) ? [process.execPath, cli] : ['npm'];
+}
+
+/** The flags of the install-time dependency install (Fabric's node builder runs `npm install` too). */
+export const NPM_INSTALL_ARGS: readonly string[] = [
+  'install',
+  '--omit=dev',
+  '--ignore-scripts',
+  '--no-audit',
+  '--no-fund',
+  '--prefer-offline',
+  '--no-update-notifier',
+];
+
+const CHAINCODE_SDK = '@loom/chaincode-sdk';
+
+/** Whether a dependency is one of Loom's own packages, which the peer provides (never fetched). */
+export const isLoomPackage = (name: string): boolean => name.startsWith('@loom/');
+
+interface PrepareOptions {
+  readonly nodeModules: string;
+  readonly buildTimeoutMs: number;
+  readonly npm: readonly string[];
+  readonly dependencyTimeoutMs: number;
+}
+
+interface Prepared {
+  built: boolean;
+  buildLog: string;
+  /** How the dependencies got there: none declared, only peer-provided links, `npm install`, vendored. */
+  dependencies: 'none' | 'linked' | 'npm' | 'vendored';
+  dependencyLog: string;
+}
+
+async function prepareNode(pkg: ParsedPackage, dir: string, o: PrepareOptions): Promise<Prepared> {
   const src = join(dir, 'src');
-  const meta = JSON.parse(fromUtf8(pkg.files.get('src/package.json')!)) as {
+  const srcModules = join(src, 'node_modules');
+  const packageJson = pkg.files.get('src/package.json')!;
+  const meta = JSON.parse(fromUtf8(packageJson)) as {
     main?: unknown;
     scripts?: Record<string, unknown>;
-    dependencies?: Record<string, unknown>;
+    dependencies?: unknown;
   };
-  if (pkg.files.has('src/node_modules') || [...pkg.files.keys()].some((p) => p.startsWith('src/node_modules/'))) {
-    throw installFailed(pkg.packageId, 'the package ships node_modules; dependencies come from the peer');
+  const declared = meta.dependencies ?? {};
+  if (
+    declared === null ||
+    typeof declared !== 'object' ||
+    Array.isArray(declared) ||
+    Object.values(declared).some((v) => typeof v !== 'string')
+  ) {
+    throw installFailed(pkg.packageId, 'package.json "dependencies" must map package names to version strings');
   }
-  const deps = Object.keys(meta.dependencies ?? {});
-  const missing = deps.filter((d) => !existsSync(join(nodeModules, d, 'package.json')));
-  if (missing.length > 0) {
-    throw installFailed(pkg.packageId, `dependencies not available on this peer: ${missing.join(', ')}`, { missing });
+  const deps = declared as Record<string, string>;
+  const vendored = [...pkg.files.keys()].some((p) => p.startsWith('src/node_modules/'));
+  const registryDeps = Object.keys(deps).filter((d) => !isLoomPackage(d));
+  const dependencies: Prepared['dependencies'] = vendored
+    ? 'vendored'
+    : registryDeps.length > 0
+      ? 'npm'
+      : Object.keys(deps).length > 0
+        ? 'linked'
+        : 'none';
+  let dependencyLog = '';
+
+  if (dependencies === 'npm') {
+    // npm sees a package.json with the runtime dependencies only: not the peer-provided @loom/* ones
+    // (they are on no registry), not devDependencies (npm resolves those even with --omit=dev), no
+    // scripts or workspaces. The original is put back afterwards, byte for byte.
+    const raw = meta as Record<string, unknown>;
+    const forNpm = {
+      name: typeof raw.name === 'string' ? raw.name : 'chaincode',
+      version: typeof raw.version === 'string' ? raw.version : '0.0.0',
+      private: true,
+      dependencies: Object.fromEntries(registryDeps.map((d) => [d, deps[d]!])),
+      ...(raw.overrides && typeof raw.overrides === 'object' ? { overrides: raw.overrides } : {}),
+    };
+    await writeFile(join(src, 'package.json'), JSON.stringify(forNpm, null, 2));
+    const [cmd, ...pre] = o.npm;
+    const r = await run(cmd!, [...pre, ...NPM_INSTALL_ARGS], src, o.dependencyTimeoutMs, {
+      npm_config_update_notifier: 'false',
+    });
+    dependencyLog = r.out;
+    await writeFile(join(src, 'package.json'), packageJson);
+    if (!r.ok) {
+      throw installFailed(
+        pkg.packageId,
+        r.timedOut
+          ? `npm install of the dependencies timed out after ${o.dependencyTimeoutMs} ms`
+          : `npm install of the dependencies (${registryDeps.join(', ')}) failed:\n${r.out.slice(-2000)}`,
+        { dependencies: registryDeps, npmLog: r.out },
+      );
+    }
   }
-  await symlink(nodeModules, join(src, 'node_modules'), 'dir');
+
+  // @loom/* dependencies: links to the peer's own packages (unless the package vendors its own copy).
+  // The chaincode SDK is linked even when undeclared: the peer launches every node chaincode with
+  // that SDK's launcher, and the chaincode's `import '@loom/chaincode-sdk'` must reach the same copy.
+  const loomDeps = [...new Set([...Object.keys(deps).filter(isLoomPackage), CHAINCODE_SDK])].filter(
+    (d) => !existsSync(join(srcModules, d)),
+  );
+  const unavailable = loomDeps.filter((d) => !existsSync(join(o.nodeModules, d, 'package.json')));
+  if (unavailable.length > 0) {
+    throw installFailed(pkg.packageId, `dependencies not provided by this peer: ${unavailable.join(', ')}`, {
+      missing: unavailable,
+    });
+  }
+  for (const d of loomDeps) {
+    const at = join(srcModules, d);
+    await mkdir(dirname(at), { recursive: true });
+    await symlink(realpathSync(join(o.nodeModules, d)), at, 'dir');
+  }
+
   let built = false;
   let buildLog = '';
   if (pkg.files.has('src/tsconfig.json') && typeof meta.scripts?.build === 'string') {
-    const tsc = join(nodeModules, 'typescript', 'bin', 'tsc');
+    const tsc = join(o.nodeModules, 'typescript', 'bin', 'tsc');
     if (!existsSync(tsc)) throw installFailed(pkg.packageId, 'TypeScript is not available on this peer');
-    const r = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], src, timeoutMs);
+    // Type packages (`@types/node`, …) are development dependencies, not installed: the compiler
+    // finds them in the package's node_modules first, then among the peer's.
+    const typeRoots = [join(srcModules, '@types'), join(o.nodeModules, '@types')].join(',');
+    const r = await run(
+      process.execPath,
+      [tsc, '-p', 'tsconfig.json', '--typeRoots', typeRoots],
+      src,
+      o.buildTimeoutMs,
+    );
     buildLog = r.out;
     if (!r.ok) {
       throw installFailed(
         pkg.packageId,
-        r.timedOut ? `build timed out after ${timeoutMs} ms` : `build failed:\n${r.out.slice(-2000)}`,
+        r.timedOut ? `build timed out after ${o.buildTimeoutMs} ms` : `build failed:\n${r.out.slice(-2000)}`,
         { buildLog: r.out },
       );
     }
@@ -212,7 +337,7 @@ async function prepareNode(
   if (!mainPath.startsWith(src + sep) || !existsSync(mainPath)) {
     throw installFailed(pkg.packageId, `package.json main ${JSON.stringify(main)} does not exist after the build`);
   }
-  return { built, buildLog };
+  return { built, buildLog, dependencies, dependencyLog };
 }
 
 async function extract(pkg: ParsedPackage, dir: string): Promise<void> {
@@ -274,8 +399,13 @@ export function createInstallStore(options: InstallStoreOptions): ChaincodeInsta
       await extract(pkg, tmp);
       const prepared =
         pkg.type === 'node'
-          ? await prepareNode(pkg, tmp, peerNodeModules(), timeoutMs)
-          : { built: false, buildLog: '' };
+          ? await prepareNode(pkg, tmp, {
+              nodeModules: peerNodeModules(),
+              buildTimeoutMs: timeoutMs,
+              npm: options.npmCommand ?? defaultNpmCommand(),
+              dependencyTimeoutMs: options.dependencyTimeoutMs ?? 180_000,
+            })
+          : { built: false, buildLog: '', dependencies: 'none' as const, dependencyLog: '' };
       const record: InstalledChaincode = { ...base, ...prepared };
       await writeFile(join(tmp, 'installed.json'), JSON.stringify(record, null, 2));
       await rm(final, { recursive: true, force: true });

@@ -1,0 +1,1 @@
+export { chaincode } from './stubcheck.js';
