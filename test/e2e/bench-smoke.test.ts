@@ -6,40 +6,17 @@
  * JSON and HTML reports, and stops the network. Also: bad arguments fail fast with a clear error,
  * through the CLI and through `bench/run.js e2e`.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPidAlive, readPids, stopPids } from '../../packages/cli/src/network/processes.js';
+import { LOOM as loom, ROOT as root, runNode as run, writeNetworkConfig } from './helpers.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const OFFSET = Number(process.env.LOOM_BENCH_SMOKE_OFFSET ?? 13_000);
 let work = '';
 let config = '';
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, args, { cwd: root, detached: true });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      done({ code, out });
-    });
-  });
-}
 
 /**
  * Stops whatever the launcher recorded in the data directory (a failed run may leave processes):
@@ -51,12 +28,7 @@ async function stopRecorded(): Promise<void> {
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'loom-bench-smoke-'));
-  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
-  config = join(work, 'network.yaml');
-  writeFileSync(config, text);
+  config = writeNetworkConfig(join(work, 'network.yaml'), { offset: OFFSET, dataDir: join(work, 'data') });
 });
 
 afterAll(async () => {

@@ -14,30 +14,25 @@
  *
  * Ports: the default network-config's + 54000 (61050–63451), data in a temp dir.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Gateway } from '@loom/client';
 import { LoomError, loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPackage } from '../../packages/peer/src/chaincode/package/package-dir.js';
 import { installOnPeer, queryInstalled } from '../../packages/cli/src/network/deploy.js';
-import { findOrg, gatewayFor, networkTlsRoots, peerUrl } from '../../packages/cli/src/network/gateway.js';
+import { findOrg, networkTlsRoots, peerUrl } from '../../packages/cli/src/network/gateway.js';
+import { Gateways, LaunchedNetwork, parseResult as result, ROOT, sleep, writeNetworkConfig } from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-ccdeps-'));
 const OFFSET = 54_000;
 const CHANNEL = 'mychannel';
 const CC = 'yamlcc';
 const ccDir = join(work, CC);
 const dec = new TextDecoder();
-/** A transaction's result: the contract's JSON serializer encodes the returned string as JSON. */
-const result = (b: Uint8Array): unknown => JSON.parse(dec.decode(b));
 const yamlVersion = (
-  JSON.parse(readFileSync(join(root, 'node_modules/yaml/package.json'), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(join(ROOT, 'node_modules/yaml/package.json'), 'utf8')) as { version: string }
 ).version;
 
 /** A plain-JavaScript chaincode (no build) that needs `yaml` at run time. */
@@ -76,96 +71,36 @@ export const contracts = [YamlContract];
   );
 }
 
-function networkConfig(): string {
-  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/^name: loom$/m, 'name: loomdeps')
-    .replace(
-      /\nchaincodes:[\s\S]*$/,
-      `
-chaincodes:
-  - name: ${CC}
-    path: ${ccDir}
-    channel: ${CHANNEL}
-    version: "1.0"
-    sequence: 1
-    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')"
-`,
-    );
-  const file = join(work, 'net.yaml');
-  writeFileSync(file, text);
-  return file;
-}
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
-
-/** Last resort when `network down` failed: the launcher's recorded pids. */
-function killRecorded(dataDir: string): void {
-  try {
-    const recs = JSON.parse(readFileSync(join(dataDir, 'pids.json'), 'utf8')) as { pid: number }[];
-    for (const r of recs) {
-      try {
-        process.kill(-r.pid, 'SIGKILL');
-      } catch {
-        try {
-          process.kill(r.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  } catch {
-    // no record
-  }
-}
+const launched = new LaunchedNetwork(
+  writeNetworkConfig(join(work, 'net.yaml'), {
+    offset: OFFSET,
+    dataDir: join(work, 'data'),
+    name: 'loomdeps',
+    chaincodes: [{ name: CC, path: ccDir, channel: CHANNEL, endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')" }],
+  }),
+  join(work, 'data'),
+);
 
 let net: NetworkConfig;
-let up = false;
 let tlsRoots: string[];
-const gateways: Gateway[] = [];
+const gateways = new Gateways();
 let deployOut = '';
 
 beforeAll(async () => {
   writeChaincode(ccDir, { yaml: yamlVersion, '@loom/chaincode-sdk': '*' });
-  const config = networkConfig();
-  net = await loadNetworkConfig(config);
-  up = true;
-  const r = await run(['network', 'up', '--detach', '--config', config], 330_000);
-  deployOut = r.out;
-  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out}`);
+  net = await loadNetworkConfig(launched.configFile);
+  deployOut = (await launched.up(330_000)).out;
   tlsRoots = await networkTlsRoots(net);
 }, 360_000);
 
 afterAll(async () => {
-  for (const g of gateways) g.close();
-  if (up) {
-    const down = await run(['network', 'down', '--config', join(work, 'net.yaml')], 60_000);
-    if (down.code !== 0) {
-      process.stderr.write(`network down failed: ${down.out}\n`);
-      killRecorded(net.dataDir);
-    }
-  }
+  gateways.closeAll();
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 90_000);
 
-async function gw(mspId: string, user: 'Admin' | 'User1', onPeerOf = mspId): Promise<Gateway> {
-  const g = await gatewayFor(net, findOrg(net, mspId), user, { peer: findOrg(net, onPeerOf).peers[0]!, tlsRoots });
-  gateways.push(g);
-  return g;
-}
+const gw = (mspId: string, user: 'Admin' | 'User1', onPeerOf = mspId): Promise<Gateway> =>
+  gateways.of(net, mspId, { user, peerOf: onPeerOf, tlsRoots });
 
 describe('chaincode dependencies installed at install time, approvals by the own org (real peers)', () => {
   it('deploys a chaincode whose package.json needs yaml; its functions compute with yaml', async () => {
@@ -186,7 +121,7 @@ describe('chaincode dependencies installed at install time, approvals by the own
       try {
         got = dec.decode(await cc2.evaluateTransaction('GetAsJson', 'doc1'));
       } catch {
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
       }
     }
     expect(JSON.parse(JSON.parse(got) as string)).toEqual({ k: 'v', n: 3 });

@@ -9,57 +9,41 @@
  *
  * Ports: the default network-config's minus 4000 (3050–5454).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { EndorseError, EvaluateError, type Gateway, GatewayError } from '@loom/client';
+import { EndorseError, EvaluateError, type Gateway } from '@loom/client';
 import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayFor, networkTlsRoots } from '../../packages/cli/src/network/gateway.js';
 import { httpRequest } from '../../packages/cli/src/network/http.js';
 import { operationsUrl } from '../../packages/cli/src/network/up.js';
+import {
+  chaincodeYaml,
+  gatewayFailure,
+  LaunchedNetwork,
+  LOOM,
+  parseResult as result,
+  ROOT,
+  sleep,
+  writeNetworkConfig,
+} from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-ccfaults-'));
 const OFFSET = -4000;
-const dec = new TextDecoder();
 
 /** The default network-config, ports − 4000, data in `work`, plus `faulty` (any one org endorses). */
-function networkConfig(): string {
-  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
-  const faulty = [
-    '  - name: faulty',
-    `    path: ${join(root, 'chaincode/faulty')}`,
-    '    channel: mychannel',
-    '    version: "1.0"',
-    '    sequence: 1',
-    `    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')"`,
-    '',
-  ].join('\n');
-  const file = join(work, 'net.yaml');
-  writeFileSync(file, `${text.trimEnd()}\n${faulty}`);
-  return file;
-}
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
+const config = writeNetworkConfig(join(work, 'net.yaml'), {
+  offset: OFFSET,
+  dataDir: join(work, 'data'),
+  finish: (text) =>
+    `${text.trimEnd()}\n${chaincodeYaml({
+      name: 'faulty',
+      path: join(ROOT, 'chaincode/faulty'),
+      endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')",
+    })}`,
+});
+const launched = new LaunchedNetwork(config, join(work, 'data'));
 
 function alive(pid: number): boolean {
   try {
@@ -72,30 +56,17 @@ function alive(pid: number): boolean {
 
 /** Whether process `pid` is gone within 10 s (it may take a moment to be reaped). */
 async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
   return !alive(pid);
 }
 
-/** The error `fn` rejects with (fails the test when it resolves). */
-async function failure(fn: () => Promise<unknown>): Promise<GatewayError> {
-  try {
-    await fn();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw new Error(`expected a GatewayError, got ${(e as Error)?.stack ?? e}`);
-  }
-  throw new Error('expected the call to fail, it succeeded');
-}
+const failure = gatewayFailure;
 
-const config = networkConfig();
 let net: NetworkConfig;
 let gateway: Gateway;
-let up = false;
 
 const faulty = () => gateway.getNetwork('mychannel').getContract('faulty');
 const basic = () => gateway.getNetwork('mychannel').getContract('basic');
-/** Results are JSON-serialized as fabric-contract-api does without `@Returns` metadata. */
-const result = (bytes: Uint8Array): unknown => JSON.parse(dec.decode(bytes));
 const pidOfChaincode = async () => Number(result(await faulty().evaluateTransaction('Pid')));
 const peerPids = () =>
   (JSON.parse(readFileSync(join(net.dataDir, 'pids.json'), 'utf8')) as { kind: string; name: string; pid: number }[])
@@ -123,23 +94,18 @@ async function peerStillServes(tag: string): Promise<void> {
 
 beforeAll(async () => {
   net = await loadNetworkConfig(config);
-  up = true;
-  const r = await run(['network', 'up', '--detach', '--config', config], 330_000);
-  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out}`);
+  const r = await launched.up(330_000);
   expect(r.out).toMatch(/chaincode faulty: definition 1\.0 sequence 1 committed on mychannel/);
   gateway = await gatewayFor(net, net.organizations[0]!, 'User1');
 }, 360_000);
 
 afterAll(async () => {
   gateway?.close();
-  if (up) {
-    const down = await run(['network', 'down', '--config', config], 60_000);
-    if (down.code !== 0) process.stderr.write(`network down failed: ${down.out}\n`);
-  }
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 90_000);
 
-describe.skipIf(!existsSync(loom))('chaincode faults through a real peer', () => {
+describe.skipIf(!existsSync(LOOM))('chaincode faults through a real peer', () => {
   it('a chaincode that throws: CHAINCODE_ERROR with its message on submit and evaluate', async () => {
     const submitted = await failure(() => faulty().submitTransaction('Throw', 'asset register is closed'));
     expect(submitted).toBeInstanceOf(EndorseError);

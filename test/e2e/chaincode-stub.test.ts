@@ -14,12 +14,10 @@
  *
  * Ports: the default network-config's + 52000 (59050–61454), data in a temp dir.
  */
-import { spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CaClient } from '@loom/ca';
 import {
   CommitError,
@@ -28,7 +26,6 @@ import {
   EndorseError,
   EvaluateError,
   type Gateway,
-  GatewayError,
   type ProposalOptions,
   signers,
 } from '@loom/client';
@@ -43,64 +40,43 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caUrl } from '../../packages/cli/src/network/enroll.js';
 import { findOrg, gatewayFor, loadIdentity, networkTlsRoots } from '../../packages/cli/src/network/gateway.js';
 import { layout } from '../../packages/cli/src/network/layout.js';
+import { Gateways, gatewayFailure, LaunchedNetwork, LOOM, ROOT, waitFor, writeNetworkConfig } from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-ccstub-'));
 const OFFSET = 52_000;
 const CHANNEL = 'mychannel';
 const CC = 'stubcheck';
-const ccDir = join(root, 'chaincode/stubcheck');
+const ccDir = join(ROOT, 'chaincode/stubcheck');
 const dec = new TextDecoder();
 
 /**
  * The default network-config, ports + OFFSET, data in `work`; `basic` and `stubcheck` each endorsable
  * by either org's peer (so a single org can endorse, and key-level policies decide the rest).
  */
-function networkConfig(): string {
-  let text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/^name: loom$/m, 'name: loomstub');
-  text = text.replace(
-    /\nchaincodes:[\s\S]*$/,
-    `
-chaincodes:
-  - name: basic
-    path: ${join(root, 'chaincode/basic')}
-    channel: ${CHANNEL}
-    version: "1.0"
-    sequence: 1
-    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')"
-  - name: ${CC}
-    path: ${ccDir}
-    channel: ${CHANNEL}
-    version: "1.0"
-    sequence: 1
-    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')"
-    collections: ${join(ccDir, 'collections_config.json')}
-`,
-  );
-  const file = join(work, 'net.yaml');
-  writeFileSync(file, text);
-  return file;
-}
+const launched = new LaunchedNetwork(
+  writeNetworkConfig(join(work, 'net.yaml'), {
+    offset: OFFSET,
+    dataDir: join(work, 'data'),
+    name: 'loomstub',
+    chaincodes: [
+      {
+        name: 'basic',
+        path: join(ROOT, 'chaincode/basic'),
+        channel: CHANNEL,
+        endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')",
+      },
+      {
+        name: CC,
+        path: ccDir,
+        channel: CHANNEL,
+        endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer')",
+        collections: join(ccDir, 'collections_config.json'),
+      },
+    ],
+  }),
+  join(work, 'data'),
+);
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256Hex = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** Fabric's composite key layout, written out independently of the SDK. */
@@ -122,26 +98,13 @@ function filesUnder(dir: string): string[] {
 }
 
 /** Polls `f` until it returns something other than undefined (bounded in count and time). */
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (let i = 0; i < 200 && Date.now() < end; i++) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> =>
+  waitFor(what, f, { timeoutMs, intervalMs: 250, maxTries: 200 });
 
 let net: NetworkConfig;
-let up = false;
 let g1: Gateway; // User1 of Org1 on Org1's peer
 let g2: Gateway; // User1 of Org2 on Org2's peer
-const gateways: Gateway[] = [];
+const gateways = new Gateways();
 
 const cc = (g: Gateway): Contract => g.getNetwork(CHANNEL).getContract(CC);
 const parse = (b: Uint8Array): unknown => JSON.parse(dec.decode(b));
@@ -177,16 +140,7 @@ async function commit<T = unknown>(g: Gateway, fn: string, args: string[], o: Pr
   return r;
 }
 
-/** The error `p` rejects with (fails the test when it resolves). */
-async function failure(p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw new Error(`expected a GatewayError, got ${(e as Error)?.stack ?? e}`);
-  }
-  throw new Error('expected the call to fail, it succeeded');
-}
+const failure = gatewayFailure;
 
 /** `x509::/A=b/C=d::/E=f` as fabric-shim's ClientIdentity.getID() writes it. */
 function fabricId(pem: string): string {
@@ -230,55 +184,26 @@ async function auditorGateway(): Promise<{ gateway: Gateway; certPem: string }> 
     evaluateOptions: { timeoutMs: 60_000 },
     commitStatusOptions: { timeoutMs: 60_000 },
   });
-  gateways.push(gateway);
+  gateways.add(gateway);
   return { gateway, certPem: e.certPem };
 }
 
-/** Last resort when `network down` failed: the launcher's recorded pids. */
-function killRecorded(): void {
-  try {
-    const recs = JSON.parse(readFileSync(join(net.dataDir, 'pids.json'), 'utf8')) as { pid: number }[];
-    for (const r of recs) {
-      try {
-        process.kill(-r.pid, 'SIGKILL');
-      } catch {
-        try {
-          process.kill(r.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  } catch {
-    // no record
-  }
-}
-
 beforeAll(async () => {
-  const config = networkConfig();
-  net = await loadNetworkConfig(config);
-  up = true;
-  const r = await run(['network', 'up', '--detach', '--config', config], 330_000);
-  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out}`);
+  net = await loadNetworkConfig(launched.configFile);
+  const r = await launched.up(330_000);
   expect(r.out).toMatch(/chaincode stubcheck: definition 1\.0 sequence 1 committed on mychannel/);
   g1 = await gatewayFor(net, findOrg(net, 'Org1MSP'), 'User1');
   g2 = await gatewayFor(net, findOrg(net, 'Org2MSP'), 'User1');
-  gateways.push(g1, g2);
+  gateways.add(g1, g2);
 }, 360_000);
 
 afterAll(async () => {
-  for (const g of gateways) g.close();
-  if (up) {
-    const down = await run(['network', 'down', '--config', join(work, 'net.yaml')], 60_000);
-    if (down.code !== 0) {
-      process.stderr.write(`network down failed: ${down.out}\n`);
-      killRecorded();
-    }
-  }
+  gateways.closeAll();
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 90_000);
 
-describe.skipIf(!existsSync(loom))('every stub method through real peers (chaincode/stubcheck)', () => {
+describe.skipIf(!existsSync(LOOM))('every stub method through real peers (chaincode/stubcheck)', () => {
   it('getState / putState / deleteState, with no read-your-own-writes', async () => {
     await commit(g1, 'Put', ['ps:k', 'v1']);
     expect(await evaluate(g1, 'Get', ['ps:k'])).toEqual({ value: 'v1', length: 2 });

@@ -12,12 +12,10 @@
  *
  * Ports: the default network-config's minus 4000 (3050–5454).
  */
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type ChaincodeEvent,
   type CloseableAsyncIterable,
@@ -31,37 +29,12 @@ import { FileCheckpointer } from '@loom/client/file-checkpointer';
 import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayFor, loadIdentity, networkTlsRoots } from '../../packages/cli/src/network/gateway.js';
+import { gatewayHeight, LaunchedNetwork, LOOM, waitForHeight, writeNetworkConfig } from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-clientflows-'));
 const OFFSET = -4000;
 const dec = new TextDecoder();
 const enc = new TextEncoder();
-
-function networkConfig(): string {
-  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
-  const file = join(work, 'net.yaml');
-  writeFileSync(file, text);
-  return file;
-}
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
 
 /** Reads `count` items from `events` (bounded in time), then closes the stream. */
 async function take<T>(events: CloseableAsyncIterable<T>, count: number, timeoutMs = 60_000): Promise<T[]> {
@@ -79,52 +52,36 @@ async function take<T>(events: CloseableAsyncIterable<T>, count: number, timeout
   return out;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Waits (bounded) until the peer behind `g` has committed block `blockNumber`. Commit status is per
  * peer: a transaction the gateway's peer reports committed may not be on another org's peer yet.
  */
-async function committedOn(g: Gateway, blockNumber: number, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let height = -1;
-  while (Date.now() < end) {
-    height = Number((await g.getNetwork('mychannel').getLedgerDigest()).digest.height);
-    if (height > blockNumber) return;
-    await sleep(200);
-  }
-  throw new Error(`peer at height ${height} did not commit block ${blockNumber} within ${timeoutMs} ms`);
-}
+const committedOn = (g: Gateway, blockNumber: number, timeoutMs = 60_000) =>
+  waitForHeight(`the peer to commit block ${blockNumber}`, () => gatewayHeight(g), blockNumber + 1, {
+    timeoutMs,
+    intervalMs: 200,
+  });
 
-const config = networkConfig();
+const config = writeNetworkConfig(join(work, 'net.yaml'), { offset: OFFSET, dataDir: join(work, 'data') });
+const launched = new LaunchedNetwork(config, join(work, 'data'));
 let net: NetworkConfig;
 let gateway: Gateway;
-let up = false;
 
 const basic = (g: Gateway = gateway) => g.getNetwork('mychannel').getContract('basic');
 
 beforeAll(async () => {
   net = await loadNetworkConfig(config);
-  up = true;
-  const r = await run(['network', 'up', '--detach', '--config', config], 330_000);
-  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out}`);
-  // `network up` reports a failed deployment and still exits 0: say so once, not in every test.
-  if (!/chaincode basic: definition \S+ sequence \d+ committed/.test(r.out)) {
-    throw new Error(`basic was not deployed:\n${r.out}`);
-  }
+  await launched.up(330_000, ['basic']);
   gateway = await gatewayFor(net, net.organizations[0]!, 'User1');
 }, 360_000);
 
 afterAll(async () => {
   gateway?.close();
-  if (up) {
-    const down = await run(['network', 'down', '--config', config], 60_000);
-    if (down.code !== 0) process.stderr.write(`network down failed: ${down.out}\n`);
-  }
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 90_000);
 
-describe.skipIf(!existsSync(loom))('client SDK flows against a launched network', () => {
+describe.skipIf(!existsSync(LOOM))('client SDK flows against a launched network', () => {
   it('offline signing: proposal, transaction and commit request signed outside the SDK', async () => {
     const org = net.organizations[0]!;
     const id = await loadIdentity(net, org, 'User1');

@@ -13,12 +13,10 @@
  *      orderer's broadcast and by Org1's peer gateway, while Org1's client still transacts;
  *   4. a consenter is removed through config: it stops receiving blocks, the others keep ordering.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type Block,
   type ChannelConfig,
@@ -40,9 +38,16 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { httpRequest } from '../../packages/cli/src/network/http.js';
+import {
+  LaunchedNetwork,
+  LOOM,
+  peerHeight as heightAt,
+  runLoom,
+  sleep,
+  waitFor,
+  writeNetworkConfig,
+} from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-cfgupd-'));
 // LOOM_CFGUPD_PORT_OFFSET moves the network elsewhere (e.g. when other networks run beside it).
 const OFFSET = Number(process.env.LOOM_CFGUPD_PORT_OFFSET ?? 8000);
@@ -51,19 +56,19 @@ const CHANNEL = 'mychannel';
 
 /** The default network-config moved by OFFSET, with a 4th orderer process that no channel names yet. */
 function networkConfig(): string {
-  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(
-      /( {4}- name: orderer2\n(?: {6}.*\n)+)/,
-      (m) =>
-        `${m}    - name: orderer3\n      host: 127.0.0.1\n      port: 7060\n      adminPort: 7063\n      raftPort: 7160\n      operationsPort: 9446\n`,
-    )
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${dataDir}`)
-    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
-  if (!text.includes('orderer3')) throw new Error('could not add orderer3 to the network-config');
-  const file = join(work, 'network.yaml');
-  writeFileSync(file, text);
-  return file;
+  return writeNetworkConfig(join(work, 'network.yaml'), {
+    offset: OFFSET,
+    dataDir,
+    edit: (text) => {
+      const added = text.replace(
+        /( {4}- name: orderer2\n(?: {6}.*\n)+)/,
+        (m) =>
+          `${m}    - name: orderer3\n      host: 127.0.0.1\n      port: 7060\n      adminPort: 7063\n      raftPort: 7160\n      operationsPort: 9446\n`,
+      );
+      if (!added.includes('orderer3')) throw new Error('could not add orderer3 to the network-config');
+      return added;
+    },
+  });
 }
 
 const ORDERERS = {
@@ -75,36 +80,10 @@ const ORDERERS = {
 type OrdererName = keyof typeof ORDERERS;
 const ORG1_PEER = `https://127.0.0.1:${7051 + OFFSET}`;
 
-function run(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: work });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
+const run = (args: string[], timeoutMs = 240_000) => runLoom(args, timeoutMs, work);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(300);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> =>
+  waitFor(what, f, { timeoutMs, intervalMs: 300 });
 
 interface Id {
   mspId: string;
@@ -223,18 +202,14 @@ async function channelInfo(o: OrdererName): Promise<{ height: number; leader: st
 }
 
 async function peerHeight(url: string): Promise<number> {
-  const r = await httpRequest(`${url}/v1/channels/${CHANNEL}/height`, { ca: tlsRoots(), timeoutMs: 5_000 });
-  return (JSON.parse(r.body.toString()) as { height: number }).height;
+  return (await heightAt(url, tlsRoots(), { channel: CHANNEL, timeoutMs: 5_000 })) ?? -1;
 }
 
 let config = '';
-let up = false;
+let launched: LaunchedNetwork | undefined;
 
 afterAll(async () => {
-  if (up) {
-    const down = await run(['network', 'down', '--config', config], 200_000);
-    if (down.code !== 0) console.log(down.out);
-  }
+  await launched?.down(200_000);
   rmSync(work, { recursive: true, force: true });
 }, 240_000);
 
@@ -293,11 +268,11 @@ async function submit(file: string, orderer: OrdererName = 'orderer0') {
   return r;
 }
 
-describe.skipIf(!existsSync(loom))('channel config updates on a running network', () => {
+describe.skipIf(!existsSync(LOOM))('channel config updates on a running network', () => {
   it('network up with a spare orderer process', async () => {
     config = networkConfig();
-    const r = await run(['network', 'up', '--detach', '--config', config], 500_000);
-    up = true;
+    launched = new LaunchedNetwork(config, dataDir, work);
+    const r = await launched.launch(500_000);
     step(`network up: exit ${r.code}`);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain("network 'loom' is up");

@@ -23,23 +23,34 @@
  *
  * LOOM_CATCHUP_BLOCKS overrides the 1,000 transactions.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Gateway } from '@loom/client';
 import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findOrg, gatewayFor, networkTlsRoots } from '../../packages/cli/src/network/gateway.js';
-import { httpRequest } from '../../packages/cli/src/network/http.js';
+import { findOrg, networkTlsRoots } from '../../packages/cli/src/network/gateway.js';
 import { layout } from '../../packages/cli/src/network/layout.js';
+import {
+  Gateways,
+  getOk as get,
+  LaunchedNetwork,
+  LOOM,
+  PRIVATE_CHAINCODE,
+  peerHeight,
+  recordedPid,
+  startPeer,
+  stopPid,
+  stopStarted,
+  sumMetric,
+  waitFor,
+  withThreeOrgs,
+  writeNetworkConfig,
+} from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
-const PEER_MAIN = join(root, 'packages/peer/dist/main.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-catchup-'));
 const OFFSET = 23000;
 const CHANNEL = 'mychannel';
@@ -49,107 +60,29 @@ const PRIVATE_EVERY = 8;
 const CONCURRENCY = 24;
 
 /** The default network-config + Org1 peer1 + Org3, one transaction per block, every port + OFFSET. */
-function networkConfig(): string {
-  let text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8');
-  text = text.replace(
-    / {6}# More peers: copy the entry.*\n/,
-    `      - name: peer1
-        host: 127.0.0.1
-        port: 7061
-        p2pPort: 7161
-        chaincodePort: 7062
-        operationsPort: 9442
-`,
-  );
-  text = text.replace(
-    /\nordererOrganization:/,
-    `
-  - mspId: Org3MSP
-    name: Org3
-    domain: org3.example.com
-    ca:
-      host: 127.0.0.1
-      port: 7056
-      admin: { user: admin, secret: adminpw }
-    peers:
-      - name: peer0
-        host: 127.0.0.1
-        port: 7071
-        p2pPort: 7171
-        chaincodePort: 7072
-        operationsPort: 9446
-    anchorPeers: [peer0]
-    policies:
-      Readers: "OR('Org3MSP.admin', 'Org3MSP.peer', 'Org3MSP.client')"
-      Writers: "OR('Org3MSP.admin', 'Org3MSP.client')"
-      Admins: "OR('Org3MSP.admin')"
-      Endorsement: "OR('Org3MSP.peer')"
+const launched = new LaunchedNetwork(
+  writeNetworkConfig(join(work, 'network.yaml'), {
+    offset: OFFSET,
+    dataDir: join(work, 'data'),
+    name: 'loomcatchup',
+    edit: (text) =>
+      withThreeOrgs(text)
+        .replace('batchTimeout: 250ms', 'batchTimeout: 10ms')
+        .replace('maxMessageCount: 500', 'maxMessageCount: 1'),
+    chaincodes: [{ ...PRIVATE_CHAINCODE, channel: CHANNEL }],
+  }),
+  join(work, 'data'),
+);
 
-ordererOrganization:`,
-  );
-  text = text
-    .replace('organizations: [Org1MSP, Org2MSP]', 'organizations: [Org1MSP, Org2MSP, Org3MSP]')
-    .replace('batchTimeout: 250ms', 'batchTimeout: 10ms')
-    .replace('maxMessageCount: 500', 'maxMessageCount: 1')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/^name: loom$/m, 'name: loomcatchup');
-  text = text.replace(
-    /\nchaincodes:[\s\S]*$/,
-    `
-chaincodes:
-  - name: ${CC}
-    path: ${join(root, 'chaincode/private')}
-    channel: ${CHANNEL}
-    version: "1.0"
-    sequence: 1
-    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer', 'Org3MSP.peer')"
-    collections: ${join(root, 'chaincode/private/collections_config.json')}
-`,
-  );
-  const file = join(work, 'network.yaml');
-  writeFileSync(file, text);
-  return file;
-}
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dec = new TextDecoder();
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> =>
+  waitFor(what, f, { timeoutMs, intervalMs: 500 });
 
 let net: NetworkConfig;
-let configFile: string;
 let tlsRoots: string[];
-let up = false;
-const gateways: Gateway[] = [];
+const gateways = new Gateways();
 const started: ChildProcess[] = [];
 
 const peerOf = (mspId: string, name: string) => findOrg(net, mspId).peers.find((p) => p.name === name)!;
@@ -158,96 +91,37 @@ const peerDir = (mspId: string, name: string) =>
 const apiUrl = (mspId: string, name: string) => `https://127.0.0.1:${peerOf(mspId, name).port}`;
 const opsUrl = (mspId: string, name: string) => `https://127.0.0.1:${peerOf(mspId, name).operationsPort}`;
 
-async function getOk(url: string): Promise<Buffer> {
-  const r = await httpRequest(url, { ca: tlsRoots, timeoutMs: 30_000 });
-  if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status} ${r.body.toString().slice(0, 300)}`);
-  return r.body;
-}
+const getOk = (url: string) => get(url, tlsRoots);
 
 async function height(mspId: string, name: string): Promise<number> {
-  return (
-    JSON.parse((await getOk(`${apiUrl(mspId, name)}/v1/channels/${CHANNEL}/height`)).toString()) as {
-      height: number;
-    }
-  ).height;
+  const h = await peerHeight(apiUrl(mspId, name), tlsRoots, { channel: CHANNEL, timeoutMs: 30_000 });
+  if (h === undefined) throw new Error(`${name} of ${mspId}: no height for ${CHANNEL}`);
+  return h;
 }
 
-async function metric(mspId: string, name: string, metricName: string, labels: Record<string, string> = {}) {
-  const text = (await getOk(`${opsUrl(mspId, name)}/metrics`)).toString();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metricName}{`) && !line.startsWith(`${metricName} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+const metric = async (mspId: string, name: string, metricName: string, labels: Record<string, string> = {}) =>
+  sumMetric((await getOk(`${opsUrl(mspId, name)}/metrics`)).toString(), metricName, labels);
 
-function pidOf(name: string): number | undefined {
-  try {
-    const recs = JSON.parse(readFileSync(join(net.dataDir, 'pids.json'), 'utf8')) as { name: string; pid: number }[];
-    return recs.find((r) => r.name === name)?.pid;
-  } catch {
-    return undefined;
-  }
-}
+const pidOf = (name: string) => recordedPid(net.dataDir, name);
 
-async function stopPid(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 60; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(250);
-  }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-  await sleep(500);
-}
-
-async function gw(mspId: string, peer = 'peer0'): Promise<Gateway> {
-  const g = await gatewayFor(net, findOrg(net, mspId), 'User1', { peer: peerOf(mspId, peer) });
-  gateways.push(g);
-  return g;
-}
+const gw = (mspId: string, peer = 'peer0'): Promise<Gateway> => gateways.of(net, mspId, { peer });
 
 const contract = (g: Gateway) => g.getNetwork(CHANNEL).getContract(CC);
 
 beforeAll(async () => {
-  configFile = networkConfig();
-  net = await loadNetworkConfig(configFile);
-  const r = await run(['network', 'up', '--detach', '--config', configFile], 600_000);
-  up = true;
-  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out.slice(-4000)}`);
+  net = await loadNetworkConfig(launched.configFile);
+  await launched.up(600_000);
   tlsRoots = await networkTlsRoots(net);
 }, 660_000);
 
 afterAll(async () => {
-  for (const g of gateways) g.close();
-  for (const c of started) {
-    if (c.pid !== undefined && c.exitCode === null) {
-      await stopPid(c.pid);
-      try {
-        process.kill(-c.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-  if (up) await run(['network', 'down', '--config', configFile], 60_000);
+  gateways.closeAll();
+  await stopStarted(started);
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 120_000);
 
-describe.skipIf(!existsSync(loom))('gossip catch-up with private data on a 3-org Raft network', () => {
+describe.skipIf(!existsSync(LOOM))('gossip catch-up with private data on a 3-org Raft network', () => {
   it(`a second Org1 peer started after ${TXS} blocks catches up the ledger and its private data from its org peer`, async () => {
     // 1. Org1 peer1 leaves, with nothing of the channel left on disk.
     const fqdn1 = peerOf('Org1MSP', 'peer1').fqdn;
@@ -309,13 +183,7 @@ describe.skipIf(!existsSync(loom))('gossip catch-up with private data on a 3-org
 
     // 3. peer1 starts and catches up.
     const log1 = join(work, `${fqdn1}.late.log`);
-    const fd = openSync(log1, 'a');
-    const child = spawn(process.execPath, [PEER_MAIN, '--config', yamlFile], {
-      stdio: ['ignore', fd, fd],
-      detached: true,
-      env: { ...process.env, LOOM_NODE_NAME: fqdn1 },
-    });
-    started.push(child);
+    started.push(startPeer(yamlFile, fqdn1, log1));
     const t1 = Date.now();
     const tail = () => readFileSync(log1, 'utf8').split('\n').slice(-60).join('\n');
     try {

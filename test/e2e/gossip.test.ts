@@ -19,10 +19,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { type Bytes, encodeBlock, LoomError } from '@loom/common';
@@ -33,24 +31,12 @@ import { createGossipNode, type GossipNode, loadOrCreateGossipKey } from '../../
 import { BLOCK_PUSH_PROTOCOL, BLOCK_RANGE_PROTOCOL, encodeRangeRequest } from '../../packages/peer/src/gossip/wire.js';
 import { type BlockServer, startBlockServer } from '../../packages/peer/test/block-server.js';
 import { createTestNetwork, endorserTx, put, TestChain } from '../../packages/peer/test/fixtures.js';
+import { freePort } from '../../packages/orderer/test/harness.js';
+import { PEER_MAIN, sleep, sumMetric, waitFor } from './helpers.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const PEER_BIN = process.env.LOOM_PEER_BIN ?? join(root, 'packages/peer/dist/main.js');
+const PEER_BIN = process.env.LOOM_PEER_BIN ?? PEER_MAIN;
 const BLOCKS = Number(process.env.LOOM_GOSSIP_BLOCKS ?? 1000);
 const CHANNEL = 'gossipchannel';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface RunningPeer {
   readonly name: string;
@@ -73,15 +59,8 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> =>
+  waitFor(what, f, { timeoutMs, intervalMs: 200 });
 
 async function height(p: RunningPeer): Promise<number | undefined> {
   const r = await fetch(`http://127.0.0.1:${p.port}/v1/channels/${CHANNEL}/height`);
@@ -89,14 +68,7 @@ async function height(p: RunningPeer): Promise<number | undefined> {
 }
 
 async function metric(p: RunningPeer, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${p.opsPort}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return sumMetric(await (await fetch(`http://127.0.0.1:${p.opsPort}/metrics`)).text(), name, labels);
 }
 
 async function digest(p: RunningPeer): Promise<unknown> {

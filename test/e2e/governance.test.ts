@@ -9,18 +9,24 @@
  *
  * Ports: the default network-config's + 10500, Org3 in the same range (17550–19954).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect, signers } from '@loom/client';
 import { fromBase64 } from '@loom/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import { httpRequest } from '../../packages/cli/src/network/http.js';
+import {
+  LaunchedNetwork,
+  LOOM,
+  peerHeight,
+  runLoom as run,
+  sleep,
+  waitFor,
+  withOrg3,
+  writeNetworkConfig,
+} from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-gov-'));
 const OFFSET = 10500;
 const dataDir = join(work, 'data');
@@ -29,62 +35,18 @@ const ORG1_PEER = `https://127.0.0.1:${7051 + OFFSET}`;
 const ORG2_PEER = `https://127.0.0.1:${8051 + OFFSET}`;
 const ORDERER0 = `https://127.0.0.1:${7050 + OFFSET}`;
 
-const ORG3 = `
-  - mspId: Org3MSP
-    name: Org3
-    domain: org3.example.com
-    ca:
-      host: 127.0.0.1
-      port: 9254
-      admin: { user: admin, secret: adminpw }
-    peers:
-      - name: peer0
-        host: 127.0.0.1
-        port: 9251
-        p2pPort: 9351
-        chaincodePort: 9252
-        operationsPort: 9446
-    anchorPeers: [peer0]
-    policies:
-      Readers: "OR('Org3MSP.admin', 'Org3MSP.peer', 'Org3MSP.client')"
-      Writers: "OR('Org3MSP.admin', 'Org3MSP.client')"
-      Admins: "OR('Org3MSP.admin')"
-      Endorsement: "OR('Org3MSP.peer')"
-
-ordererOrganization:`;
-
 /** The default network with Org3 (CA + peer, not in the channel), shifted; `withOrg3` lists it in the channel. */
-function config(name: string, withOrg3: boolean): string {
-  let text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/^ordererOrganization:/m, ORG3.replace(/^\n/, ''))
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${dataDir}`)
-    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
-  if (withOrg3) text = text.replace('organizations: [Org1MSP, Org2MSP]', 'organizations: [Org1MSP, Org2MSP, Org3MSP]');
-  const file = join(work, name);
-  writeFileSync(file, text);
-  return file;
-}
+const config = (name: string, inChannel: boolean): string =>
+  writeNetworkConfig(join(work, name), {
+    offset: OFFSET,
+    dataDir,
+    edit: (text) =>
+      withOrg3(text, { caPort: 9254, port: 9251, p2pPort: 9351, chaincodePort: 9252, operationsPort: 9446, inChannel }),
+  });
 const cfg = config('net.yaml', false);
 const cfgAfter = config('net-after.yaml', true);
+const launched = new LaunchedNetwork(cfg, dataDir);
 
-function run(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; out: string; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    let stdout = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out, stdout });
-    });
-  });
-}
 const gov = (args: string[]) => run(['--json', 'governance', ...args, '--config', cfg]);
 const json = <T>(r: { stdout: string; out: string }): T => {
   try {
@@ -111,13 +73,8 @@ const tlsRoots = () =>
     .filter((f) => existsSync(f))
     .map((f) => readFileSync(f, 'utf8'));
 
-async function height(peer: string): Promise<number> {
-  const r = await httpRequest(`${peer}/v1/channels/mychannel/height`, { ca: tlsRoots() });
-  return r.status === 200 ? (JSON.parse(r.body.toString()) as { height: number }).height : -1;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let up = false;
+/** The peer's height of mychannel; -1 while it is not joined. */
+const height = async (peer: string): Promise<number> => (await peerHeight(peer, tlsRoots())) ?? -1;
 
 /** The channel's peers (Org3's once it has joined). */
 const members = [ORG1_PEER, ORG2_PEER];
@@ -129,27 +86,30 @@ const members = [ORG1_PEER, ORG2_PEER];
  */
 async function syncPeers(timeoutMs = 120_000): Promise<number> {
   const target = Math.max(...(await Promise.all(members.map(height))));
-  const end = Date.now() + timeoutMs;
   let heights: number[] = [];
-  while (Date.now() < end) {
-    heights = await Promise.all(members.map(height));
-    if (heights.every((h) => h >= target)) return target;
-    await sleep(250);
-  }
-  throw new Error(`peers at ${heights.join(', ')} did not reach height ${target} within ${timeoutMs} ms`);
+  await waitFor(
+    `the peers to reach height ${target}`,
+    async () => {
+      heights = await Promise.all(members.map(height));
+      return heights.every((h) => h >= target);
+    },
+    { timeoutMs, intervalMs: 250 },
+  ).catch((e: Error) => {
+    throw new Error(`${e.message} (peers at ${heights.join(', ')})`);
+  });
+  return target;
 }
 
 afterAll(async () => {
-  if (up) await run(['network', 'down', '--config', cfg], 120_000);
+  await launched.down(120_000);
   rmSync(work, { recursive: true, force: true });
 }, 150_000);
 
-describe.skipIf(!existsSync(loom))('governance by vote', () => {
+describe.skipIf(!existsSync(LOOM))('governance by vote', () => {
   let invite: Proposal;
 
   it('brings up a network where Org3 has a CA and a peer outside the channel', async () => {
-    const r = await run(['network', 'up', '--detach', '--config', cfg], 560_000);
-    up = true;
+    const r = await launched.launch(560_000);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/chaincode basic: definition 1\.0 sequence 1 committed on mychannel/);
     expect(r.out).toMatch(/peer0\.org3\.example\.com \(Org3MSP\) ready at .*, in no channel/);

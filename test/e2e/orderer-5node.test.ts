@@ -7,56 +7,40 @@
  * LOOM_5NODE_ENVELOPES sets the envelopes per phase (default 600).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bytesEqual, decodeBlock, toHex } from '@loom/common';
-import { sha256 } from '@loom/common/crypto/hash';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  channelConfig,
-  createNetwork,
-  genesisBlock,
-  seekEnvelope,
-  txEnvelope,
-} from '../../packages/orderer/test/fixtures.js';
+import { txEnvelope } from '../../packages/orderer/test/fixtures.js';
 import {
   agreedLeader,
   channelInfo,
-  deliver,
-  joinChannel,
   ORDERER_BIN,
-  type OrdererProcess,
   pool,
-  prepareCluster,
   submitWithRetry,
   until,
 } from '../../packages/orderer/test/harness.js';
+import { deliveredChains, expectOrderedOnce, OrdererGroup } from './helpers.js';
 
 const CH = 'fivechannel';
 const PER_PHASE = Number(process.env.LOOM_5NODE_ENVELOPES ?? 600);
 
-let procs: OrdererProcess[] = [];
-let root = '';
+const group = new OrdererGroup();
 
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  if (root && process.env.LOOM_KEEP_E2E !== '1') await rm(root, { recursive: true, force: true });
-});
+afterAll(() => group.cleanup());
 
 describe.skipIf(!existsSync(ORDERER_BIN))('orderer: 5-node group with 2 nodes killed', () => {
   it('keeps ordering with 3 of 5 consenters, and the 2 killed nodes catch up after restart', async () => {
-    root = await mkdtemp(join(tmpdir(), 'loom-orderer-5node-'));
-    const net = await createNetwork(5, CH);
-    const cluster = await prepareCluster(net, { root, snapshotIntervalEntries: 20, logSpec: 'info' });
-    procs = cluster.procs;
-    const config = channelConfig(net, cluster.endpoints, { maxMessageCount: 50, batchTimeoutMs: 50 });
     // One at a time: five node processes loading their modules at once on a loaded 2-core machine
     // can take longer than the harness's start timeout.
-    for (const p of procs) await p.start();
-    const genesis = genesisBlock(net, config);
-    for (const p of procs) expect((await joinChannel(p, genesis.bytes)).status).toBe(201);
-    const firstLeader = await agreedLeader(procs, CH, 60_000);
+    const { net, leader: firstLeader } = await group.start({
+      prefix: 'loom-orderer-5node-',
+      nodes: 5,
+      channel: CH,
+      snapshotIntervalEntries: 20,
+      maxMessageCount: 50,
+      oneByOne: true,
+      leaderTimeoutMs: 60_000,
+    });
+    const procs = group.procs;
 
     const live = () => procs.filter((p) => p.child);
     const acks = new Map<Uint8Array, { blockNumber: number; txIndex: number }>();
@@ -108,30 +92,9 @@ describe.skipIf(!existsSync(ORDERER_BIN))('orderer: 5-node group with 2 nodes ki
     const logs = victims.map((v) => readFileSync(join(v.dir, 'orderer.log'), 'utf8'));
     expect(logs.some((l) => l.includes('installing Raft snapshot'))).toBe(true);
 
-    const seek = seekEnvelope(net.org1.client, CH, {
-      start: { kind: 'oldest' },
-      stop: { kind: 'specified', number: height - 1 },
-      behavior: 'FAIL_IF_NOT_READY',
-    });
-    const chains = await Promise.all(procs.map((p) => deliver(p, CH, seek, 120_000)));
-    for (const c of chains) expect(c).toHaveLength(height);
-    const count = new Map<string, number>();
-    for (let n = 0; n < height; n++) {
-      const b = decodeBlock(chains[0]![n]!);
-      for (const other of chains.slice(1)) expect(bytesEqual(decodeBlock(other[n]!).header, b.header)).toBe(true);
-      if (n > 0) for (const e of b.data) count.set(toHex(sha256(e)), (count.get(toHex(sha256(e))) ?? 0) + 1);
-    }
+    const { chains, count } = await deliveredChains(net, procs, CH, height, 120_000);
     const all = [...before, ...during, ...after];
     expect(acks.size).toBe(all.length);
-    let missing = 0;
-    let doubled = 0;
-    for (const env of all) {
-      const c = count.get(toHex(sha256(env))) ?? 0;
-      if (c === 0) missing++;
-      if (c > 1) doubled++;
-      const a = acks.get(env)!;
-      expect(bytesEqual(decodeBlock(chains[0]![a.blockNumber]!).data[a.txIndex]!, env)).toBe(true);
-    }
-    expect({ missing, doubled }).toEqual({ missing: 0, doubled: 0 });
+    expectOrderedOnce(chains[0]!, count, all, (i) => acks.get(all[i]!)!);
   }, 300_000);
 });

@@ -6,55 +6,38 @@
  * exactly one block at the place it was acknowledged with, and all three chains are identical.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { bytesEqual, decodeBlock, toHex } from '@loom/common';
-import { sha256 } from '@loom/common/crypto/hash';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  channelConfig,
-  createNetwork,
-  genesisBlock,
-  seekEnvelope,
-  txEnvelope,
-} from '../../packages/orderer/test/fixtures.js';
+import { txEnvelope } from '../../packages/orderer/test/fixtures.js';
 import {
   agreedLeader,
   channelInfo,
-  deliver,
-  joinChannel,
   ORDERER_BIN,
-  type OrdererProcess,
   pool,
-  prepareCluster,
   submitWithRetry,
   until,
 } from '../../packages/orderer/test/harness.js';
+import { deliveredChains, expectOrderedOnce, OrdererGroup } from './helpers.js';
 
 const CH = 'killchannel';
 const TOTAL = Number(process.env.LOOM_KILL_ENVELOPES ?? 10_000);
 const KILLS = 3;
 
-let procs: OrdererProcess[] = [];
-let root = '';
+const group = new OrdererGroup();
 
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  if (root && process.env.LOOM_KEEP_E2E !== '1') await rm(root, { recursive: true, force: true });
-});
+afterAll(() => group.cleanup());
 
 describe.skipIf(!existsSync(ORDERER_BIN))('orderer: kill -9 the leader under sustained load', () => {
   it(`acknowledges ${TOTAL} envelopes exactly once across ${KILLS} leader kills`, async () => {
-    root = await mkdtemp(join(tmpdir(), 'loom-orderer-kill-'));
-    const net = await createNetwork(3, CH);
-    const cluster = await prepareCluster(net, { root, snapshotIntervalEntries: 200, logSpec: 'info' });
-    procs = cluster.procs;
-    const config = channelConfig(net, cluster.endpoints, { maxMessageCount: 100, batchTimeoutMs: 50 });
-    await Promise.all(procs.map((p) => p.start()));
-    const genesis = genesisBlock(net, config);
-    for (const p of procs) expect((await joinChannel(p, genesis.bytes)).status).toBe(201);
-    await agreedLeader(procs, CH, 30_000);
+    const { net } = await group.start({
+      prefix: 'loom-orderer-kill-',
+      nodes: 3,
+      channel: CH,
+      snapshotIntervalEntries: 200,
+      maxMessageCount: 100,
+      oneByOne: false,
+      leaderTimeoutMs: 30_000,
+    });
+    const procs = group.procs;
 
     const envs = Array.from({ length: TOTAL }, () => txEnvelope(net.org1.client, CH));
     const acks: Array<{ blockNumber: number; txIndex: number } | undefined> = new Array(TOTAL);
@@ -102,31 +85,7 @@ describe.skipIf(!existsSync(ORDERER_BIN))('orderer: kill -9 the leader under sus
       60_000,
       200,
     );
-    const seek = seekEnvelope(net.org1.client, CH, {
-      start: { kind: 'oldest' },
-      stop: { kind: 'specified', number: height - 1 },
-      behavior: 'FAIL_IF_NOT_READY',
-    });
-    const chains = await Promise.all(procs.map((p) => deliver(p, CH, seek, 120_000)));
-    for (const c of chains) expect(c).toHaveLength(height);
-    const count = new Map<string, number>();
-    for (let n = 0; n < height; n++) {
-      const b = decodeBlock(chains[0]![n]!);
-      for (const other of chains.slice(1)) {
-        const o = decodeBlock(other[n]!);
-        expect(bytesEqual(o.header, b.header)).toBe(true);
-      }
-      if (n > 0) for (const e of b.data) count.set(toHex(sha256(e)), (count.get(toHex(sha256(e))) ?? 0) + 1);
-    }
-    let missing = 0;
-    let doubled = 0;
-    for (const [i, env] of envs.entries()) {
-      const c = count.get(toHex(sha256(env))) ?? 0;
-      if (c === 0) missing++;
-      if (c > 1) doubled++;
-      const a = acks[i]!;
-      expect(bytesEqual(decodeBlock(chains[0]![a.blockNumber]!).data[a.txIndex]!, env)).toBe(true);
-    }
-    expect({ missing, doubled }).toEqual({ missing: 0, doubled: 0 });
+    const { chains, count } = await deliveredChains(net, procs, CH, height, 120_000);
+    expectOrderedOnce(chains[0]!, count, envs, (i) => acks[i]!);
   }, 900_000);
 });

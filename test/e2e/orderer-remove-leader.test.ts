@@ -9,55 +9,42 @@
  *     block after its removal while the other two keep ordering, with byte-identical chains.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { bytesEqual, decodeBlock, decodeBlockHeader, toHex } from '@loom/common';
-import { sha256 } from '@loom/common/crypto/hash';
+import { decodeBlock, decodeBlockHeader } from '@loom/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  channelConfig,
-  configUpdateEnvelope,
-  createNetwork,
-  genesisBlock,
-  seekEnvelope,
-  txEnvelope,
-} from '../../packages/orderer/test/fixtures.js';
+import { configUpdateEnvelope, txEnvelope } from '../../packages/orderer/test/fixtures.js';
 import {
   agreedLeader,
   broadcast,
   channelInfo,
-  deliver,
-  joinChannel,
   ORDERER_BIN,
-  type OrdererProcess,
   pool,
-  prepareCluster,
   submitWithRetry,
   until,
 } from '../../packages/orderer/test/harness.js';
+import { deliveredChains, expectOrderedOnce, OrdererGroup } from './helpers.js';
 
 const CH = 'removeleader';
 
-let procs: OrdererProcess[] = [];
-let root = '';
+const group = new OrdererGroup();
 
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  if (root && process.env.LOOM_KEEP_E2E !== '1') await rm(root, { recursive: true, force: true });
-});
+afterAll(() => group.cleanup());
 
 describe.skipIf(!existsSync(ORDERER_BIN))('orderer: the Raft leader removed as a consenter by config', () => {
   it('leadership moves to a remaining consenter, ordering goes on, the removed node stops taking part', async () => {
-    root = await mkdtemp(join(tmpdir(), 'loom-orderer-rmleader-'));
-    const net = await createNetwork(3, CH);
-    const cluster = await prepareCluster(net, { root, snapshotIntervalEntries: 50, logSpec: 'info' });
-    procs = cluster.procs;
-    const config = channelConfig(net, cluster.endpoints, { maxMessageCount: 20, batchTimeoutMs: 50 });
-    for (const p of procs) await p.start();
-    const genesis = genesisBlock(net, config);
-    for (const p of procs) expect((await joinChannel(p, genesis.bytes)).status).toBe(201);
-    const leaderId = await agreedLeader(procs, CH, 60_000);
+    const {
+      net,
+      config,
+      leader: leaderId,
+    } = await group.start({
+      prefix: 'loom-orderer-rmleader-',
+      nodes: 3,
+      channel: CH,
+      snapshotIntervalEntries: 50,
+      maxMessageCount: 20,
+      oneByOne: true,
+      leaderTimeoutMs: 60_000,
+    });
+    const procs = group.procs;
     const leader = procs.find((p) => p.id === leaderId)!;
     const rest = procs.filter((p) => p !== leader);
 
@@ -130,24 +117,9 @@ describe.skipIf(!existsSync(ORDERER_BIN))('orderer: the Raft leader removed as a
       60_000,
       100,
     );
-    const seek = seekEnvelope(net.org1.client, CH, {
-      start: { kind: 'oldest' },
-      stop: { kind: 'specified', number: height - 1 },
-      behavior: 'FAIL_IF_NOT_READY',
-    });
-    const chains = await Promise.all(rest.map((p) => deliver(p, CH, seek, 60_000)));
-    for (const c of chains) expect(c).toHaveLength(height);
-    const count = new Map<string, number>();
-    for (let n = 0; n < height; n++) {
-      const b = decodeBlock(chains[0]![n]!);
-      expect(bytesEqual(decodeBlock(chains[1]![n]!).header, b.header)).toBe(true);
-      expect(decodeBlockHeader(b.header).number).toBe(n);
-      if (n > 0) for (const e of b.data) count.set(toHex(sha256(e)), (count.get(toHex(sha256(e))) ?? 0) + 1);
-    }
-    for (const [i, env] of [...envs, ...more].entries()) {
-      const a = i < envs.length ? acks[i]! : moreAcks[i - envs.length]!;
-      expect(count.get(toHex(sha256(env))), `envelope ${i}`).toBe(1);
-      expect(bytesEqual(decodeBlock(chains[0]![a.blockNumber]!).data[a.txIndex]!, env)).toBe(true);
-    }
+    const { chains, count } = await deliveredChains(net, rest, CH, height, 60_000);
+    for (let n = 0; n < height; n++) expect(decodeBlockHeader(decodeBlock(chains[0]![n]!).header).number).toBe(n);
+    const all = [...envs, ...more];
+    expectOrderedOnce(chains[0]!, count, all, (i) => (i < envs.length ? acks[i]! : moreAcks[i - envs.length]!));
   }, 600_000);
 });

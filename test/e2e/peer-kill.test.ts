@@ -11,10 +11,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { type Bytes, encodeBlock, toHex, type Version } from '@loom/common';
 import { writeMspDir } from '@loom/common/testing/index';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,9 +22,10 @@ import { openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.j
 import { openLevelKV } from '../../packages/peer/src/ledger/level-kv.js';
 import { startBlockServer } from '../../packages/peer/test/block-server.js';
 import { createTestNetwork, del, endorserTx, put, TestChain } from '../../packages/peer/test/fixtures.js';
+import { freePort } from '../../packages/orderer/test/harness.js';
+import { PEER_MAIN, sleep } from './helpers.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const PEER_BIN = process.env.LOOM_PEER_BIN ?? join(root, 'packages/peer/dist/main.js');
+const PEER_BIN = process.env.LOOM_PEER_BIN ?? PEER_MAIN;
 const BLOCKS = Number(process.env.LOOM_KILL_BLOCKS ?? 400);
 const KILLS = Number(process.env.LOOM_KILL_COUNT ?? 22);
 const TXS_PER_BLOCK = 10;
@@ -43,19 +42,6 @@ function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Height, savepoint and verification of a stopped peer's ledger, read straight from disk. */
 async function inspect(dataDir: string, channelId: string) {

@@ -12,108 +12,54 @@
  * - an endorsement whose collection's `requiredPeerCount` cannot be met fails with
  *   PRIVDATA_DISSEMINATION_FAILED naming the counts.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Gateway } from '@loom/client';
 import { loadNetworkConfig, type NetworkConfig } from '@loom/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findOrg, gatewayFor } from '../../packages/cli/src/network/gateway.js';
+import { findOrg } from '../../packages/cli/src/network/gateway.js';
 import { layout } from '../../packages/cli/src/network/layout.js';
 import { channelLedgerPath } from '../../packages/peer/src/committer/ledger.js';
 import { openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.js';
 import { openLevelKV } from '../../packages/peer/src/ledger/level-kv.js';
 import { PrivateDataStore } from '../../packages/peer/src/privdata/private-store.js';
+import {
+  Gateways,
+  gatewayHeight,
+  LaunchedNetwork,
+  LOOM,
+  PRIVATE_CHAINCODE,
+  recordedPid,
+  startPeer,
+  stopPid,
+  stopStarted,
+  waitFor,
+  waitForHeight,
+  withThreeOrgs,
+  writeNetworkConfig,
+} from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
-const PEER_MAIN = join(root, 'packages/peer/dist/main.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-pvt-'));
 const OFFSET = 3000;
 const CHANNEL = 'mychannel';
 const CC = 'private';
 
 /** The default network-config + Org1 peer1 + Org3 (not in the collections), every port + OFFSET. */
-function networkConfig(): string {
-  let text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8');
-  text = text.replace(
-    / {6}# More peers: copy the entry.*\n/,
-    `      - name: peer1
-        host: 127.0.0.1
-        port: 7061
-        p2pPort: 7161
-        chaincodePort: 7062
-        operationsPort: 9442
-`,
-  );
-  text = text.replace(
-    /\nordererOrganization:/,
-    `
-  - mspId: Org3MSP
-    name: Org3
-    domain: org3.example.com
-    ca:
-      host: 127.0.0.1
-      port: 7056
-      admin: { user: admin, secret: adminpw }
-    peers:
-      - name: peer0
-        host: 127.0.0.1
-        port: 7071
-        p2pPort: 7171
-        chaincodePort: 7072
-        operationsPort: 9446
-    anchorPeers: [peer0]
-    policies:
-      Readers: "OR('Org3MSP.admin', 'Org3MSP.peer', 'Org3MSP.client')"
-      Writers: "OR('Org3MSP.admin', 'Org3MSP.client')"
-      Admins: "OR('Org3MSP.admin')"
-      Endorsement: "OR('Org3MSP.peer')"
+const launched = new LaunchedNetwork(
+  writeNetworkConfig(join(work, 'network.yaml'), {
+    offset: OFFSET,
+    dataDir: join(work, 'data'),
+    name: 'loompvt',
+    edit: withThreeOrgs,
+    // Only the private sample chaincode, any single org's peer endorses; the collections say who stores.
+    chaincodes: [{ ...PRIVATE_CHAINCODE, channel: CHANNEL }],
+  }),
+  join(work, 'data'),
+);
 
-ordererOrganization:`,
-  );
-  text = text
-    .replace('organizations: [Org1MSP, Org2MSP]', 'organizations: [Org1MSP, Org2MSP, Org3MSP]')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${join(work, 'data')}`)
-    .replace(/^name: loom$/m, 'name: loompvt');
-  // Only the private sample chaincode, any single org's peer endorses; the collections say who stores.
-  text = text.replace(
-    /\nchaincodes:[\s\S]*$/,
-    `
-chaincodes:
-  - name: ${CC}
-    path: ${join(root, 'chaincode/private')}
-    channel: ${CHANNEL}
-    version: "1.0"
-    sequence: 1
-    endorsementPolicy: "OR('Org1MSP.peer', 'Org2MSP.peer', 'Org3MSP.peer')"
-    collections: ${join(root, 'chaincode/private/collections_config.json')}
-`,
-  );
-  const file = join(work, 'network.yaml');
-  writeFileSync(file, text);
-  return file;
-}
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dec = new TextDecoder();
 
 /** Every file under `dir` whose raw bytes contain `needle`. */
@@ -133,25 +79,11 @@ function filesContaining(dir: string, needle: string): string[] {
   return out;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> =>
+  waitFor(what, f, { timeoutMs, intervalMs: 500 });
 
 let net: NetworkConfig;
-let configFile: string;
-let up = false;
-const gateways: Gateway[] = [];
+const gateways = new Gateways();
 const restarted: ChildProcess[] = [];
 
 const peerDir = (mspId: string, peer: string) => {
@@ -160,21 +92,13 @@ const peerDir = (mspId: string, peer: string) => {
   return layout.nodeDir(net, org, 'peers', p.fqdn);
 };
 
-async function gw(mspId: string, peer = 'peer0'): Promise<Gateway> {
-  const org = findOrg(net, mspId);
-  const g = await gatewayFor(net, org, 'User1', { peer: org.peers.find((p) => p.name === peer)! });
-  gateways.push(g);
-  return g;
-}
+const gw = (mspId: string, peer = 'peer0'): Promise<Gateway> => gateways.of(net, mspId, { peer });
 
 const contract = (g: Gateway) => g.getNetwork(CHANNEL).getContract(CC);
 
-const heightOf = async (g: Gateway) => Number((await g.getNetwork(CHANNEL).getLedgerDigest()).digest.height);
-
 /** Waits until the peer behind `g` has committed as many blocks as the one behind `ahead` has now. */
 async function caughtUp(g: Gateway, ahead: Gateway, what: string): Promise<void> {
-  const target = await heightOf(ahead);
-  await until(what, async () => ((await heightOf(g)) >= target ? true : undefined));
+  await waitForHeight(what, () => gatewayHeight(g, CHANNEL), await gatewayHeight(ahead, CHANNEL));
 }
 
 function assetProps(id: string, value: number) {
@@ -202,79 +126,29 @@ async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: st
   throw new Error('expected an error');
 }
 
-function pidOf(name: string): number | undefined {
-  try {
-    const recs = JSON.parse(readFileSync(join(net.dataDir, 'pids.json'), 'utf8')) as { name: string; pid: number }[];
-    return recs.find((r) => r.name === name)?.pid;
-  } catch {
-    return undefined;
-  }
-}
-
-async function stopPid(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 60; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(250);
-  }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-  await sleep(500);
-}
+const pidOf = (name: string) => recordedPid(net.dataDir, name);
 
 /** A peer started from its launcher-written peer.yaml, in its own process group. */
 function startPeerProcess(dir: string, name: string): ChildProcess {
-  const log = openSync(join(work, `${name}.restarted.log`), 'a');
-  const child = spawn(process.execPath, [PEER_MAIN, '--config', join(dir, 'peer.yaml')], {
-    stdio: ['ignore', log, log],
-    detached: true,
-    env: { ...process.env, LOOM_NODE_NAME: name },
-  });
+  const child = startPeer(join(dir, 'peer.yaml'), name, join(work, `${name}.restarted.log`));
   restarted.push(child);
   return child;
 }
 
 beforeAll(async () => {
-  configFile = networkConfig();
-  net = await loadNetworkConfig(configFile);
-  const r = await run(['network', 'up', '--detach', '--config', configFile], 600_000);
-  up = true;
-  if (r.code !== 0) throw new Error(`network up failed (${r.code}):\n${r.out.slice(-4000)}`);
-  // `network up` reports a failed deployment and still exits 0: say so once, not in every test.
-  if (!/chaincode private: definition \S+ sequence \d+ committed/.test(r.out)) {
-    throw new Error(`${CC} was not deployed:\n${r.out.slice(-4000)}`);
-  }
+  net = await loadNetworkConfig(launched.configFile);
+  await launched.up(600_000, [CC]);
 }, 660_000);
 
 afterAll(async () => {
-  for (const g of gateways) g.close();
-  for (const c of restarted) {
-    if (c.pid !== undefined && c.exitCode === null) {
-      // A clean stop ends the peer's chaincode processes too; then the whole group, to be sure.
-      await stopPid(c.pid);
-      try {
-        process.kill(-c.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-  if (up) await run(['network', 'down', '--config', configFile], 60_000);
+  gateways.closeAll();
+  // A clean stop ends the peer's chaincode processes too; then the whole group, to be sure.
+  await stopStarted(restarted);
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 120_000);
 
-describe.skipIf(!existsSync(loom))('private data on a 3-org network (Org3 not in the collection)', () => {
+describe.skipIf(!existsSync(LOOM))('private data on a 3-org network (Org3 not in the collection)', () => {
   const id = `asset-${randomInt(1e9)}`;
   const value = 700_000_000 + randomInt(99_999_999);
 

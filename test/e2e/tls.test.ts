@@ -14,22 +14,19 @@
  *   HTTPS trusting the network's TLS roots (with a client pair where mutual TLS is required) does,
  *   and the operations ports refuse a client trusting another CA.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as plainRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { connect, type Gateway, signers } from '@loom/client';
 import { createHttpsClient } from '@loom/common/tls/index';
 import { createTestTlsCa } from '@loom/common/tls/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { checkCertificates } from '../../packages/cli/src/commands/certs.js';
+import { LaunchedNetwork, LOOM, networkConfigText, runLoom as run, sleep } from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const loom = join(root, 'packages/cli/dist/bin/loom.js');
 const work = mkdtempSync(join(tmpdir(), 'loom-tls-'));
 const data = join(work, 'data');
 const OFFSET = 15500;
@@ -58,11 +55,11 @@ const CAS = [CA1.port, port(8054), port(9054)];
  * orderer instead of three (the suite is about TLS, and a loaded machine starts it faster).
  */
 function config(): string {
-  const text = readFileSync(join(root, 'network-config/default.yaml'), 'utf8')
-    .replace(/(port|Port): (\d+)/g, (_, k: string, p: string) => `${k}: ${Number(p) + OFFSET}`)
-    .replace(/^dataDir: .*$/m, `dataDir: ${data}`)
-    .replace(/clientAuthRequired: false/, 'clientAuthRequired: true')
-    .replace(/path: \.\.\/chaincode\/basic/, `path: ${join(root, 'chaincode/basic')}`);
+  const text = networkConfigText({
+    offset: OFFSET,
+    dataDir: data,
+    finish: (t) => t.replace(/clientAuthRequired: false/, 'clientAuthRequired: true'),
+  });
   const doc = parseYaml(text) as {
     ordererOrganization: { orderers: unknown[] };
     channels: { consenters: string[] }[];
@@ -74,23 +71,9 @@ function config(): string {
   return file;
 }
 const configFile = config();
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [loom, ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
+const launched = new LaunchedNetwork(configFile, data);
 
 const read = (...p: string[]) => readFileSync(join(data, ...p), 'utf8');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The node's log once it contains `pattern` (bounded): a node writes its log asynchronously, so a
@@ -288,21 +271,16 @@ async function refusal(url: string, client: { cert?: string; key?: string }): Pr
 let upOk = false;
 
 beforeAll(async () => {
-  const up = await run(['network', 'up', '--detach', '--config', configFile], 360_000);
-  if (up.code !== 0) throw new Error(`network up failed:\n${up.out}`);
-  // `network up` reports a failed deployment and still exits 0: say so once, not in every test.
-  if (!/chaincode basic: definition \S+ sequence \d+ committed/.test(up.out)) {
-    throw new Error(`basic was not deployed:\n${up.out}`);
-  }
+  await launched.up(360_000, ['basic']);
   upOk = true;
 }, 380_000);
 
 afterAll(async () => {
-  await run(['network', 'down', '--config', configFile], 60_000);
+  await launched.down(60_000);
   rmSync(work, { recursive: true, force: true });
 }, 90_000);
 
-describe.skipIf(!existsSync(loom))('mutual TLS on a launched network', () => {
+describe.skipIf(!existsSync(LOOM))('mutual TLS on a launched network', () => {
   it('refuses a client without a certificate at the gateway and the orderer with a TLS error', async () => {
     expect(upOk).toBe(true);
     const urls = [
