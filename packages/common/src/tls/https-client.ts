@@ -66,6 +66,12 @@ export interface HttpsClient {
   stream(req: HttpsRequest): Promise<HttpsStreamResponse>;
   /** Closes every connection of this client, idle or in flight. */
   close(): void;
+  /**
+   * Closes the idle connections now and each busy one as soon as its exchange ends, then the
+   * client; `graceMs` (default 120 s) caps the wait for long-lived streams. For replacing a client
+   * whose roots or client certificate changed without failing the requests still in flight.
+   */
+  retire(graceMs?: number): void;
 }
 
 function peerOf(res: IncomingMessage): PeerCertificateInfo | undefined {
@@ -240,6 +246,24 @@ export function createHttpsClient(options: HttpsClientOptions): HttpsClient {
     },
     close() {
       agent.destroy();
+    },
+    retire(graceMs = 120_000) {
+      const busy = () =>
+        Object.values(agent.sockets).some((list) => (list?.length ?? 0) > 0) ||
+        Object.values(agent.requests).some((list) => (list?.length ?? 0) > 0);
+      const deadline = Date.now() + graceMs;
+      // A socket that finishes its exchange is closed instead of going back to the pool.
+      agent.on('free', (socket) => socket.destroy());
+      const check = () => {
+        for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+        if (!busy() || Date.now() >= deadline) {
+          clearInterval(timer);
+          agent.destroy();
+        }
+      };
+      const timer = setInterval(check, 250);
+      timer.unref();
+      check();
     },
   };
 }

@@ -207,6 +207,40 @@ describe('HTTPS client', () => {
     await expect(c.request({ url, timeoutMs: 100 })).rejects.toMatchObject({ code: TlsErrorCode.TIMEOUT });
     await expect(c.request({ url: url.replace('https:', 'http:') })).rejects.toMatchObject({ code: 'HTTPS_BAD_URL' });
   });
+  it('retire() lets requests in flight finish, then closes every connection; close() fails them', async () => {
+    const open = new Set<import('node:net').Socket>();
+    const server = createServer(
+      tlsServerOptions({ certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPems: [] }),
+      (req, res) => {
+        const delay = Number(new URL(req.url ?? '/', 'https://x').searchParams.get('ms') ?? 0);
+        setTimeout(() => res.end(`done ${delay}`), delay);
+      },
+    );
+    server.on('secureConnection', (s) => {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+    });
+    const url = await listen(server);
+    const c = client({ ca: org1.certPem });
+    // Two connections: one idle again once its quick answer is back, one busy with a slow request.
+    const slow = c.request({ url: `${url}/?ms=400` });
+    await c.request({ url: `${url}/?ms=0` });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(open.size).toBe(2);
+    c.retire();
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('done 400');
+    const until = Date.now() + 3_000;
+    while (open.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(open.size).toBe(0);
+
+    const c2 = client({ ca: org1.certPem });
+    const cut = c2.request({ url: `${url}/?ms=400` });
+    await new Promise((r) => setTimeout(r, 100));
+    c2.close();
+    await expect(cut).rejects.toThrow();
+  });
 });
 
 describe('mutual TLS listener', () => {

@@ -44,6 +44,7 @@ import type { GatewayTransport } from '@loom/common/gateway/index';
 import {
   createEphemeralTlsCa,
   createHttpsClient,
+  type HttpsClient,
   createReloadableTls,
   type ReloadableTls,
   readCaFiles,
@@ -249,7 +250,7 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   // This peer presents its (renewed, reloaded) TLS pair to orderers and other peers that ask for one.
   const ownTlsPair = () => reloadableTls?.currentPair();
   const plainTransport = createPlainHttpTransport();
-  let httpsTransport: { roots: string; client: GatewayTransport } | undefined;
+  let httpsTransport: { roots: string; client: HttpsClient } | undefined;
   /** Every joined channel's TLS roots plus configured extra CAs: what https calls trust. */
   const trustRoots = (): string[] => [
     ...new Set([
@@ -268,7 +269,9 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     const pair = ownTlsPair();
     const key = `${roots.join('\n')}\n${reloadableTls?.current().serial ?? ''}`;
     if (httpsTransport?.roots !== key) {
-      httpsTransport?.client.close();
+      // Requests in flight (endorsements, broadcasts waiting for their block) finish on the old
+      // connections; new ones use the renewed pair or the changed roots.
+      httpsTransport?.client.retire();
       httpsTransport = {
         roots: key,
         client: createHttpsClient({
