@@ -617,6 +617,13 @@ describe.skipIf(!existsSync(LOOM))('every stub method through real peers (chainc
       (await evaluate<unknown[]>(g2, 'PRange', ['shared', 'pr:a', 'pr:d'])).length === 3 ? true : undefined,
     );
     expect(await evaluate(g2, 'PRich', ['shared', q])).toEqual([{ key: 'pdoc:1', value: doc('ann') }]);
+    // The collection's index shipped in the package was built on both (member) peers.
+    for (const fqdn of ['peer0.org1.example.com', 'peer0.org2.example.com']) {
+      const log = readFileSync(join(net.dataDir, 'logs', `${fqdn}.log`), 'utf8');
+      expect(log, fqdn).toMatch(
+        /"chaincode":"stubcheck","index":"META-INF\/statedb\/couchdb\/collections\/shared\/indexes\/indexOwner\.json","msg":"index created"/,
+      );
+    }
   }, 180_000);
 
   it('paginated and private-data queries belong to read-only transactions, as in Fabric', async () => {

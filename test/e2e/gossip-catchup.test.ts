@@ -17,10 +17,9 @@
  *    value readable by an evaluate on peer1.
  * 4. How it got there: every block after its genesis block was committed from gossip (the gossip
  *    counters add up to its height - 1, so none came from an orderer deliver stream; its gossip log
- *    never says it pulled from the orderers); private writes were committed with their blocks from
- *    data received by gossip (`gossip_private_data_committed_total` > 0; a block whose private data
- *    did not come by gossip is reconciled after its commit: counted and printed), and peer0 served
- *    private data by gossip.
+ *    never says it pulled from the orderers); every private write was committed with its block from
+ *    data received by gossip (`gossip_private_data_committed_total` = the writes, nothing reconciled
+ *    after a commit), and peer0 served private data by gossip.
  *
  * LOOM_CATCHUP_BLOCKS overrides the 1,000 transactions.
  */
@@ -119,7 +118,8 @@ afterAll(async () => {
   gateways.closeAll();
   await stopStarted(started);
   await launched.down(60_000);
-  rmSync(work, { recursive: true, force: true });
+  if (process.env.LOOM_KEEP_E2E !== '1') rmSync(work, { recursive: true, force: true });
+  else console.log(`kept ${work}`);
 }, 120_000);
 
 describe.skipIf(!existsSync(LOOM))('gossip catch-up with private data on a 3-org Raft network', () => {
@@ -232,23 +232,23 @@ describe.skipIf(!existsSync(LOOM))('gossip catch-up with private data on a 3-org
     expect(await metric('Org1MSP', 'peer1', 'gossip_orderer_delivery_active')).toBe(0);
     const text = readFileSync(log1, 'utf8');
     expect(text).not.toMatch(/pulling blocks from the orderers/);
-    // Most private writes come with their blocks from gossip. Known gap (one CI run in two): the
-    // private data of some blocks is occasionally not received by gossip and is then reconciled
-    // after the commit; every value is still on peer1 (checked above). Counted, not hidden.
+    // Every private write came with its block from gossip: from the peer that sent the block or,
+    // when that one holds none of it (state transfer falls back to another org's peer while no peer
+    // of its own org is heard), from another peer asked before the commit. Nothing was reconciled.
     const byGossip = await metric('Org1MSP', 'peer1', 'gossip_private_data_committed_total');
     const reconciled = (text.match(/private data missing at commit/g) ?? []).length;
-    // Why a block's private data did not come by gossip, for whoever chases the gap.
+    // Why a block's private data did not come by gossip, should it happen.
     for (const line of text
       .split('\n')
-      .filter((l) => /not received by gossip/.test(l))
+      .filter((l) => /not received by gossip|missing at commit/.test(l))
       .slice(0, 5)) {
       console.log(`peer1: ${line}`);
     }
     console.log(
       `peer1: ${byGossip} of ${written.size} private writes with their blocks by gossip; ${reconciled} blocks reconciled`,
     );
-    expect(byGossip, 'private writes committed with their blocks from gossip').toBeGreaterThan(0);
-    expect(byGossip).toBeLessThanOrEqual(written.size);
+    expect(byGossip, 'private writes committed with their blocks from gossip').toBe(written.size);
+    expect(reconciled).toBe(0);
     expect(await metric('Org1MSP', 'peer0', 'gossip_private_data_served_total')).toBeGreaterThan(0);
     // Org3 is no member of the collection: it never served (nor could it) any of it.
     expect(await metric('Org3MSP', 'peer0', 'gossip_private_data_served_total')).toBe(0);

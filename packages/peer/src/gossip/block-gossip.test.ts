@@ -122,4 +122,75 @@ describe('block gossip with private data', () => {
     ]);
     expect(follower.status('ch')?.blocksFromStateTransfer).toBe(4);
   });
+
+  it('a block from a peer holding none of its private data: the data is asked of another peer before the commit', async () => {
+    const node = memoryNetwork();
+    const chain = [0, 1, 2, 3, 4, 5].map((n) => new Uint8Array([n]));
+    const asked: string[] = [];
+    const serving = (name: string, mspId: string, blocks: Bytes[], holds: boolean) => {
+      const g = createBlockGossip({
+        node: node(remote(name, mspId)),
+        membership: { accepts: () => true, isMember: () => true },
+        self: { nodeId: name, mspId },
+        leadership: 'auto',
+        heartbeatMs: 50,
+        commit: async () => undefined,
+        privateData: {
+          provider: {
+            async forBlock(_ch, n) {
+              asked.push(`${name} ${n}`);
+              return holds ? utf8(`pvt-${n}`) : undefined;
+            },
+          },
+        },
+        logger,
+      });
+      running.push(g);
+      g.addChannel('ch', memoryLedger(blocks), undefined);
+    };
+    // The highest source (so state transfer takes every block from it) is a non-member's peer.
+    serving('org3peer', 'Org3MSP', [...chain], false);
+    serving('org2peer', 'Org2MSP', chain.slice(0, 5), true);
+
+    const followerLedger = memoryLedger([chain[0]!]);
+    const events: string[] = [];
+    const have = new Set<number>();
+    const follower = createBlockGossip({
+      node: node(remote('peer1')),
+      membership: { accepts: () => true, isMember: () => true },
+      self: { nodeId: 'peer1', mspId: 'Org1MSP' },
+      leadership: 'false',
+      heartbeatMs: 50,
+      commit: async (_ch, block) => {
+        events.push(`commit ${block[0]}`);
+        followerLedger.blocks.push(block);
+      },
+      privateData: {
+        receiver: {
+          wants: async (_ch, n) => n % 2 === 0 && !have.has(n),
+          async receive(_ch, n, data, from) {
+            have.add(n);
+            events.push(`pvt ${n} ${new TextDecoder().decode(data)} from ${from.nodeId}`);
+          },
+        },
+      },
+      logger,
+    });
+    running.push(follower);
+    follower.addChannel('ch', followerLedger, undefined);
+
+    const end = Date.now() + 20_000;
+    while (followerLedger.height() < 6 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(followerLedger.height()).toBe(6);
+    expect(events).toEqual([
+      'commit 1',
+      'pvt 2 pvt-2 from org2peer',
+      'commit 2',
+      'commit 3',
+      'pvt 4 pvt-4 from org2peer',
+      'commit 4',
+      'commit 5',
+    ]);
+    expect(asked).toEqual(['org3peer 2', 'org2peer 2', 'org3peer 4', 'org2peer 4']);
+  });
 });

@@ -56,9 +56,12 @@ export interface PrivateDataProvider {
  * (so the private store can commit it with the block).
  */
 export interface PrivateDataReceiver {
-  /** Whether this block (received, not yet committed) carries private data this peer lacks. */
+  /**
+   * Whether this block (received, not yet committed) carries private data this peer lacks: neither
+   * in its transient store nor received for the block so far.
+   */
   wants(channel: string, blockNumber: number, block: Bytes): Promise<boolean>;
-  /** The private data `from` answered for the block; the block commits right after. */
+  /** The private data `from` answered for the block (added to what other peers sent for it). */
   receive(channel: string, blockNumber: number, data: Bytes, from: RemotePeer): Promise<void>;
 }
 
@@ -137,6 +140,8 @@ const MAX_EARLY_BLOCKS = 200;
 const MAX_RANGE_BYTES = 32 * 1024 * 1024;
 /** A block's private data is worth a short wait only: reconciliation fetches what does not come. */
 const PRIVDATA_TIMEOUT_MS = 10_000;
+/** Peers asked for one block's private data before the block commits without it. */
+const PRIVDATA_SOURCES = 3;
 
 export function createBlockGossip(o: BlockGossipOptions): BlockGossip {
   const heartbeatMs = o.heartbeatMs ?? 1_000;
@@ -195,25 +200,45 @@ export function createBlockGossip(o: BlockGossipOptions): BlockGossip {
     return p;
   };
 
-  /** Best effort: without an answer the block commits anyway, its private data recorded missing. */
+  /**
+   * Best effort: without an answer the block commits anyway, its private data recorded missing (and
+   * reconciled later). Asks the peer the block came from first, then other peers of the channel (its
+   * own org's first, at most PRIVDATA_SOURCES in all) while part of the block's private data is still
+   * lacking: a block can come from a peer that holds none of it (a peer of a non-member org, which
+   * state transfer falls back to while no peer of its own org is heard), or from one that lacks part.
+   */
   const fetchPrivateData = async (ch: ChannelState, block: Bytes, n: number, from: RemotePeer) => {
     const receiver = o.privateData?.receiver;
     if (!receiver) return;
+    const now = clock();
+    const others = [...ch.peers.values()]
+      .filter((p) => p.remote.peerId !== from.peerId && p.height > n && now - p.lastSeen <= aliveMs)
+      .map((p) => p.remote)
+      .sort((a, b) => Number(!sameOrg(a)) - Number(!sameOrg(b)));
+    const errors: string[] = [];
+    for (const source of [from, ...others].slice(0, PRIVDATA_SOURCES)) {
+      try {
+        if (!(await receiver.wants(ch.channel, n, block))) return;
+        privRequests.inc({ channel: ch.channel });
+        const data = decodePrivateDataResponse(
+          await o.node.request(source.peerId, ch.channel, PRIVDATA_PROTOCOL, encodePrivateDataRequest(n), {
+            timeoutMs: PRIVDATA_TIMEOUT_MS,
+          }),
+        );
+        if (data) await receiver.receive(ch.channel, n, data, source);
+      } catch (e) {
+        errors.push(`${source.nodeId}: ${(e as Error).message}`);
+      }
+    }
     try {
       if (!(await receiver.wants(ch.channel, n, block))) return;
-      privRequests.inc({ channel: ch.channel });
-      const data = decodePrivateDataResponse(
-        await o.node.request(from.peerId, ch.channel, PRIVDATA_PROTOCOL, encodePrivateDataRequest(n), {
-          timeoutMs: PRIVDATA_TIMEOUT_MS,
-        }),
-      );
-      if (data) await receiver.receive(ch.channel, n, data, from);
-    } catch (e) {
-      log.warn(
-        { channel: ch.channel, block: n, from: from.nodeId, err: (e as Error).message },
-        'private data of the block not received by gossip: it will be reconciled',
-      );
+    } catch {
+      return;
     }
+    log.warn(
+      { channel: ch.channel, block: n, from: from.nodeId, errors },
+      'private data of the block not received by gossip: it will be reconciled',
+    );
   };
 
   const commitFromGossip = async (ch: ChannelState, block: Bytes, n: number, from: RemotePeer, source: string) => {

@@ -6,7 +6,8 @@
  *   channel (gossip's hello bound its libp2p id to an MSP peer identity), only for collections that
  *   both the requester's org and this peer's org are members of.
  * - Receiver (catching-up side): asks only for blocks carrying private writes of its org's
- *   collections that its transient store lacks; what arrives is held until the block commits, then
+ *   collections that its transient store lacks (and no peer has sent yet: block gossip asks up to
+ *   three peers, its source first); what arrives is held until the block commits, then
  *   checked against the block's hashes and written in the block's atomic batch. Anything missing is
  *   recorded at commit and reconciled later (HTTPS pull from member peers).
  */
@@ -47,7 +48,7 @@ export function gossipPrivateData(
       },
     },
     receiver: {
-      wants: (channel: string, _n: number, block: Bytes) => store.needsPrivateData(channel, block),
+      wants: (channel: string, n: number, block: Bytes) => store.needsPrivateData(channel, block, n),
       async receive(channel, blockNumber, data) {
         store.stageBlockPrivateData(channel, blockNumber, data, (written) => {
           if (written > 0) committed.inc({ channel }, written);

@@ -30,6 +30,7 @@ import {
 } from '@loom/common';
 import type { ChaincodeEventFrame, GatewayTransport, SignedLedgerDigest } from '@loom/common/gateway/index';
 import { encodeLedgerDigest } from '../ledger/accumulator.js';
+import { privateNamespace } from '../ledger/state-db.js';
 import {
   type ChaincodeRegistry as LifecycleRegistry,
   definitionKey,
@@ -148,9 +149,11 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
       if (names && !names.includes(info.name)) continue;
       if (!info.packageId || !(await o.installs.getInstalled(info.packageId))) continue;
       for (const idx of await o.installs.indexes(info.packageId)) {
-        if (idx.collection !== undefined) continue; // private data indexes: with the private store
+        // A collection's index covers its private values, which live in the state DB under the
+        // collection's private namespace (on member peers; elsewhere it stays empty).
+        const ns = idx.collection === undefined ? info.name : privateNamespace(info.name, idx.collection);
         try {
-          const r = await ch.gate.exclusive(() => ch.ledger.stores().state.createIndex(info.name, idx.definition));
+          const r = await ch.gate.exclusive(() => ch.ledger.stores().state.createIndex(ns, idx.definition));
           if (r.created) log.info({ channel: channelId, chaincode: info.name, index: idx.path }, 'index created');
         } catch (e) {
           log.warn({ channel: channelId, chaincode: info.name, index: idx.path, err: (e as Error).message }, 'index');

@@ -262,6 +262,36 @@ describe('private data with blocks transferred by gossip', () => {
     expect((await late.store.missing()).map((m) => m.collection)).toEqual(['shared']);
   });
 
+  it('answers from several peers add up: a forged or partial one does not satisfy the block, a later one does', async () => {
+    const b = await privateBlock();
+    const late = await peer('Org1MSP');
+    // A first peer sends a forged copy of `shared` and nothing of org1only: still wanted.
+    late.service.stageBlockPrivateData(
+      net.channelId,
+      1,
+      encodePullResponse([{ blockNum: 1, txNum: 0, namespace: NS, collection: 'shared', rwset: kvrwset('k1', 'x') }]),
+    );
+    expect(await late.service.needsPrivateData(net.channelId, b.block, 1)).toBe(true);
+    // A second peer holds the genuine org1only only: still wanted (shared).
+    late.service.stageBlockPrivateData(
+      net.channelId,
+      1,
+      encodePullResponse([{ blockNum: 1, txNum: 0, namespace: NS, collection: 'org1only', rwset: b.pvt.org1only! }]),
+    );
+    expect(await late.service.needsPrivateData(net.channelId, b.block, 1)).toBe(true);
+    // A third peer holds the genuine shared one: nothing more wanted; both commit with the block.
+    late.service.stageBlockPrivateData(
+      net.channelId,
+      1,
+      encodePullResponse([{ blockNum: 1, txNum: 0, namespace: NS, collection: 'shared', rwset: b.pvt.shared! }]),
+    );
+    expect(await late.service.needsPrivateData(net.channelId, b.block, 1)).toBe(false);
+    await late.commit(b);
+    expect(await late.value('shared', 'k1')).toBe('v1');
+    expect(await late.value('org1only', 'k2')).toBe('v2');
+    expect(await late.store.missing()).toEqual([]);
+  });
+
   it('refuses private data that does not decode', async () => {
     const p = await peer('Org1MSP');
     try {

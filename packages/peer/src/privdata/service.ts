@@ -97,7 +97,7 @@ export interface PrivateDataService {
    * State transfer, receiving side: whether a block (not yet committed) carries private writes of
    * collections this peer's org is a member of that the transient store does not hold.
    */
-  needsPrivateData(channelId: string, block: Bytes | Block): Promise<boolean>;
+  needsPrivateData(channelId: string, block: Bytes | Block, blockNum?: number): Promise<boolean>;
   /**
    * Holds private data received for block `blockNum` (a pull response, from another peer) until that
    * block commits: the commit hook checks each item against the block's hashes and writes the ones
@@ -243,19 +243,19 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
     out.used = s;
     for (const t of txs) {
       if (t.pvtRwsetHash.length === 0) continue;
-      const item = s.items.find(
+      const copies = s.items.filter(
         (i) => i.txNum === t.txNum && i.namespace === t.namespace && i.collection === t.collection,
       );
-      if (!item) continue;
-      let ok = bytesEqual(sha256(item.rwset), t.pvtRwsetHash);
-      if (!ok) {
+      if (copies.length === 0) continue;
+      const item = copies.find((i) => {
+        if (bytesEqual(sha256(i.rwset), t.pvtRwsetHash)) return true;
         try {
-          ok = writesMatchHashes(decodeKVRWSet(item.rwset), t);
+          return writesMatchHashes(decodeKVRWSet(i.rwset), t);
         } catch {
-          ok = false;
+          return false;
         }
-      }
-      if (ok) out.set(stagedKey(t.txId, t.namespace, t.collection), item.rwset);
+      });
+      if (item) out.set(stagedKey(t.txId, t.namespace, t.collection), item.rwset);
       else {
         log.warn(
           { channel: channelId, blockNum, txNum: t.txNum, namespace: t.namespace, collection: t.collection },
@@ -291,7 +291,7 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
     return items.length === 0 ? undefined : encodePullResponse(items);
   }
 
-  async function needsPrivateData(channelId: string, blockBytes: Bytes | Block): Promise<boolean> {
+  async function needsPrivateData(channelId: string, blockBytes: Bytes | Block, blockNum?: number): Promise<boolean> {
     let block: Block;
     try {
       block = blockBytes instanceof Uint8Array ? decodeBlock(blockBytes) : blockBytes;
@@ -299,6 +299,7 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
       return false;
     }
     const transient = o.transient.channel(channelId);
+    const received = (blockNum !== undefined ? staged.get(channelId)?.get(blockNum)?.items : undefined) ?? [];
     for (let txNum = 0; txNum < block.data.length; txNum++) {
       const hashes = txCollectionHashes(block, txNum).filter(
         (h) => h.pvtRwsetHash.length > 0 && isMember(channelId, h.namespace, h.collection),
@@ -312,7 +313,15 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
         }
       });
       for (const h of hashes) {
-        if (!entries.some((p) => pickCollection(p, h.namespace, h.collection, h.pvtRwsetHash))) return true;
+        if (entries.some((p) => pickCollection(p, h.namespace, h.collection, h.pvtRwsetHash))) continue;
+        const got = received.some(
+          (i) =>
+            i.txNum === txNum &&
+            i.namespace === h.namespace &&
+            i.collection === h.collection &&
+            bytesEqual(sha256(i.rwset), h.pvtRwsetHash),
+        );
+        if (!got) return true;
       }
     }
     return false;
@@ -342,6 +351,13 @@ export function createPrivateDataService(o: PrivateDataServiceOptions): PrivateD
     // Blocks already committed (or given up on) leave nothing behind; a bounded window stays.
     const height = o.channel(channelId)?.ledger.height() ?? 0;
     for (const k of m.keys()) if (k < height || m.size > 256) m.delete(k);
+    // Several peers may answer for one block, each with what it holds: every copy is kept, and the
+    // commit takes the first that matches the block's hashes.
+    const prior = m.get(blockNum);
+    if (prior) {
+      prior.items.push(...items);
+      return items.length;
+    }
     m.set(blockNum, { items, written: 0, onCommitted });
     return items.length;
   }
