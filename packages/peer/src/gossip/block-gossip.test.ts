@@ -7,19 +7,29 @@ import { type Bytes, createLogger, utf8 } from '@loom/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockGossip, createBlockGossip, type GossipLedger } from './block-gossip.js';
 import type { GossipNode, PushHandler, RemotePeer, RequestHandler } from './node.js';
+import { BLOCK_RANGE_PROTOCOL } from './wire.js';
 
 function memoryNetwork() {
   const nodes = new Map<
     string,
     { remote: RemotePeer; req: Map<string, RequestHandler>; push: Map<string, PushHandler> }
   >();
-  return (remote: RemotePeer): GossipNode => {
+  /** `refuse`: protocols this node answers with an error. */
+  return (remote: RemotePeer, refuse: readonly string[] = []): GossipNode => {
     const me = { remote, req: new Map<string, RequestHandler>(), push: new Map<string, PushHandler>() };
     nodes.set(remote.peerId, me);
     return {
       peerId: remote.peerId,
       listenAddr: '',
-      handleRequest: (p, h) => void me.req.set(p, h),
+      handleRequest: (p, h) =>
+        void me.req.set(
+          p,
+          refuse.includes(p)
+            ? async () => {
+                throw new Error(`${p} refused`);
+              }
+            : h,
+        ),
       handlePush: (p, h) => void me.push.set(p, h),
       async request(peerId, channel, protocol, data) {
         const h = nodes.get(peerId)?.req.get(protocol);
@@ -127,9 +137,10 @@ describe('block gossip with private data', () => {
     const node = memoryNetwork();
     const chain = [0, 1, 2, 3, 4, 5].map((n) => new Uint8Array([n]));
     const asked: string[] = [];
-    const serving = (name: string, mspId: string, blocks: Bytes[], holds: boolean) => {
+    const serving = (name: string, mspId: string, blocks: Bytes[], holds: boolean, refuse: string[] = []) => {
       const g = createBlockGossip({
-        node: node(remote(name, mspId)),
+        node: node(remote(name, mspId), refuse),
+        aliveMs: 60_000,
         membership: { accepts: () => true, isMember: () => true },
         self: { nodeId: name, mspId },
         leadership: 'auto',
@@ -148,9 +159,10 @@ describe('block gossip with private data', () => {
       running.push(g);
       g.addChannel('ch', memoryLedger(blocks), undefined);
     };
-    // The highest source (so state transfer takes every block from it) is a non-member's peer.
+    // Every block comes from a non-member's peer: Org2's peer serves no block ranges (only its
+    // private data), so state transfer takes them all from Org3's.
     serving('org3peer', 'Org3MSP', [...chain], false);
-    serving('org2peer', 'Org2MSP', chain.slice(0, 5), true);
+    serving('org2peer', 'Org2MSP', chain.slice(0, 5), true, [BLOCK_RANGE_PROTOCOL]);
 
     const followerLedger = memoryLedger([chain[0]!]);
     const events: string[] = [];
@@ -161,6 +173,7 @@ describe('block gossip with private data', () => {
       self: { nodeId: 'peer1', mspId: 'Org1MSP' },
       leadership: 'false',
       heartbeatMs: 50,
+      aliveMs: 60_000,
       commit: async (_ch, block) => {
         events.push(`commit ${block[0]}`);
         followerLedger.blocks.push(block);
