@@ -1,7 +1,9 @@
 // Peer validate+commit throughput: blocks of 500 endorser transactions, each with 2 endorsements
 // (Org1 and Org2 peers) and a client signature, committed through ChannelLedger on a real level
 // directory with the signature worker pool — first on an empty state, then on a pre-populated one
-// (1 M keys by default) — and the difference between the two rates.
+// (1 M keys by default) — and the difference between the two rates. Each state is measured twice:
+// blocks handed over one at a time (each commit awaited, as the peer's deliver client does), then
+// with 2 in flight (the ledger's pipeline verifies the next block's signatures meanwhile).
 //
 //   npm run bench -- commit [prepopulateKeys=1000000] [blocks=8] [prepopulateBudgetSeconds=240]
 //
@@ -11,6 +13,7 @@
 // LOOM_BENCH_PROFILE=<dir>: a CPU profile of the main thread per run; LOOM_BENCH_THREADS=1: CPU
 // per thread (Linux /proc). Both runs print CPU per block; tx per CPU-second depends much less on
 // the machine's load than wall-clock tx/s.
+// LOOM_BENCH_WORKERS=<n>: signature worker threads (default: available parallelism).
 // Reads the built dist of @loom/peer and @loom/common (LOOM_BENCH_PEER_DIST / LOOM_BENCH_COMMON_DIST
 // point elsewhere, e.g. a temporary build).
 import { randomBytes } from 'node:crypto';
@@ -238,7 +241,7 @@ export async function run(args = []) {
     return out;
   }
 
-  const workers = Math.max(1, availableParallelism());
+  const workers = Math.max(1, Number(process.env.LOOM_BENCH_WORKERS ?? availableParallelism()));
   const verifier = createSignatureVerifier({ poolSize: workers });
   const dir = await mkdtemp(join(tmpdir(), 'loom-bench-commit-'));
   const fmt = (x) => Math.round(x).toLocaleString('en-US');
@@ -246,7 +249,10 @@ export async function run(args = []) {
     `commit bench: ${TXS_PER_BLOCK} tx/block, 2 endorsements + 1 creator signature each, ${blocks} blocks per run, ${workers} verify workers`,
   );
 
-  async function measure(label, dataDir, blockBytes) {
+  // inFlight 1: each block is handed over when the previous one is committed (the peer's deliver
+  // client today); 2: the next block is handed over while one is still committing, so the ledger's
+  // pipeline verifies its signatures while the one before is validated and written.
+  async function measure(label, dataDir, blockBytes, inFlight = 1) {
     const ledger = await openChannelLedger({ dataDir, channelId, signatureVerifier: verifier });
     if (ledger.height() === 0) await ledger.commitBlock(c.encodeBlock(genesis));
     const profiler = await startProfile();
@@ -264,15 +270,34 @@ export async function run(args = []) {
         threads0[t] = Number(f[11]) + Number(f[12]);
       }
     }
+    // Main-thread garbage collection during the run (count and pause time by kind).
+    const { PerformanceObserver } = await import('node:perf_hooks');
+    const gc = { count: 0, ms: 0, major: 0 };
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gc.count++;
+        gc.ms += e.duration;
+        if (e.detail?.kind !== 1) gc.major++;
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     const start = process.hrtime.bigint();
+    const pending = [];
     for (const b of blockBytes) {
       const t0 = process.hrtime.bigint();
-      const r = await ledger.commitBlock(b);
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      valid += r.validTxs;
-      for (const k of Object.keys(phases)) phases[k] += r.phases[k];
+      pending.push(
+        ledger.commitBlock(b).then((r) => {
+          times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          valid += r.validTxs;
+          for (const k of Object.keys(phases)) phases[k] += r.phases[k];
+        }),
+      );
+      if (pending.length >= inFlight) await pending.shift();
     }
+    await Promise.all(pending);
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    await new Promise((r) => setImmediate(r));
+    gcObserver.disconnect();
     // CPU time of the whole process (main thread and verify workers): the work, whatever the machine's load.
     const cpu = process.cpuUsage(cpu0);
     const cpuMsPerBlock = (cpu.user + cpu.system) / 1000 / blockBytes.length;
@@ -289,7 +314,19 @@ export async function run(args = []) {
         .map(([t, v]) => [t, v - (threads0[t] ?? 0)])
         .filter(([, v]) => v > 0)
         .sort((a, b) => b[1] - a[1]);
-      console.log('  thread CPU ms/block:', d.map(([t, v]) => `${t}:${fmt((v * 10) / blockBytes.length)}`).join(' '));
+      const name = (t) => {
+        try {
+          return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+        } catch {
+          return t;
+        }
+      };
+      console.log(
+        '  thread CPU ms/block:',
+        d
+          .map(([t, v]) => `${t === String(process.pid) ? 'main' : name(t)}:${fmt((v * 10) / blockBytes.length)}`)
+          .join(' '),
+      );
     }
     const mainMsPerBlock = main0 === undefined ? undefined : ((main1 - main0) * 1000) / blockBytes.length;
     await profiler?.stop(label);
@@ -304,6 +341,9 @@ export async function run(args = []) {
       `${''.padEnd(28)} per block: checks ${per('checkMs')} ms, validation ${per('validateMs')} ms, write ${per('writeMs')} ms; ` +
         `CPU ${fmt(cpuMsPerBlock)} ms (all threads${mainMsPerBlock === undefined ? '' : `; main thread ${fmt(mainMsPerBlock)} ms`}) = ${fmt((TXS_PER_BLOCK * 1000) / cpuMsPerBlock)} tx per CPU-second`,
     );
+    console.log(
+      `${''.padEnd(28)} main-thread GC: ${gc.count} pauses (${gc.major} not scavenges), ${fmt(gc.ms / blockBytes.length)} ms/block`,
+    );
     if (valid !== txs) throw new Error(`${label}: only ${valid} of ${txs} transactions were valid`);
     return { wall: txs / seconds, perCpu: (TXS_PER_BLOCK * 1000) / cpuMsPerBlock };
   }
@@ -311,8 +351,8 @@ export async function run(args = []) {
   try {
     // Run 1: empty state; every transaction creates a new key (reads it as absent).
     const t0 = Date.now();
-    const fresh = await buildBlocks(blocks, (b, i) => `new-${b}-${i}`, null);
-    console.log(`built ${blocks} blocks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const fresh = await buildBlocks(2 * blocks, (b, i) => `new-${b}-${i}`, null);
+    console.log(`built ${2 * blocks} blocks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // Warm-up, unmeasured: the first blocks a process commits run unoptimized code. Two of the same
     // blocks on a scratch ledger, with their own verifier (so the measured run's result cache is cold).
     {
@@ -328,7 +368,8 @@ export async function run(args = []) {
       await warmVerifier.close();
       await rm(join(dir, 'warmup'), { recursive: true, force: true });
     }
-    const empty = await measure('state: 0 keys', join(dir, 'empty'), fresh);
+    const empty = await measure('state: 0 keys', join(dir, 'empty'), fresh.slice(0, blocks));
+    const emptyPiped = await measure('state: 0 keys, 2 in flight', join(dir, 'empty'), fresh.slice(blocks), 2);
 
     // Run 2: pre-populated state (keys pre-0000000.. at version (0,0)); transactions read and update
     // keys spread evenly over all of them, so their reads and writes land all over the key space.
@@ -367,14 +408,15 @@ export async function run(args = []) {
     console.log(
       `pre-populated ${fmt(written)} keys in ${pSeconds.toFixed(1)} s (${fmt(written / pSeconds)} keys/s, level batches of ${fmt(BATCH)})${written < prepopulate ? `; time budget of ${budgetSeconds} s reached before ${fmt(prepopulate)}` : ''}`,
     );
-    if (written < blocks * TXS_PER_BLOCK)
-      throw new Error(`pre-populate at least ${blocks * TXS_PER_BLOCK} keys (${TXS_PER_BLOCK} per block)`);
-    const stride = Math.max(1, Math.floor(written / (blocks * TXS_PER_BLOCK)));
-    const updating = await buildBlocks(blocks, (b, i) => keyName(((b - 1) * TXS_PER_BLOCK + i) * stride), {
+    if (written < 2 * blocks * TXS_PER_BLOCK)
+      throw new Error(`pre-populate at least ${2 * blocks * TXS_PER_BLOCK} keys (${TXS_PER_BLOCK} per block, 2 runs)`);
+    const stride = Math.max(1, Math.floor(written / (2 * blocks * TXS_PER_BLOCK)));
+    const updating = await buildBlocks(2 * blocks, (b, i) => keyName(((b - 1) * TXS_PER_BLOCK + i) * stride), {
       blockNum: 0,
       txNum: 0,
     });
-    const full = await measure(`state: ${fmt(written)} keys`, popDir, updating);
+    const full = await measure(`state: ${fmt(written)} keys`, popDir, updating.slice(0, blocks));
+    const fullPiped = await measure(`state: ${fmt(written)} keys, 2 in flight`, popDir, updating.slice(blocks), 2);
 
     const pct = (a, b) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(1)}%`;
     console.log(
@@ -383,6 +425,10 @@ export async function run(args = []) {
         `${pct(empty.perCpu, full.perCpu)} per CPU-second (load average ${loadavg()
           .map((x) => x.toFixed(1))
           .join(' ')})`,
+    );
+    console.log(
+      `2 blocks in flight (pipelined): at 0 keys ${fmt(emptyPiped.wall)} tx/s (${fmt(emptyPiped.perCpu)} tx per CPU-second); ` +
+        `at ${fmt(written)} keys ${fmt(fullPiped.wall)} tx/s (${fmt(fullPiped.perCpu)} tx per CPU-second); difference ${pct(emptyPiped.wall, fullPiped.wall)} wall-clock`,
     );
   } finally {
     await verifier.close();

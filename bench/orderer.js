@@ -8,6 +8,10 @@
 // Prints ordered tx/s, blocks/s, tx per block, and broadcast→commit latency (the block latency a
 // client sees: batching + Raft commit + write) at p50/p90/p99, and the orderers' CPU time per ordered
 // envelope (from /proc, all three processes; a figure that does not depend on the machine's load).
+// An overloaded orderer refuses a request at once (503 ORDERER_BUSY, admission control): the client
+// waits Retry-After and resends the same envelopes (counted as refusedBusy; their latency counts from
+// the first attempt). LOOM_BENCH_KEEP=1 keeps the orderers' directories (logs, level files);
+// LOOM_BENCH_LOGSPEC sets their log spec (default warn).
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -66,7 +70,13 @@ function post(port, path, body) {
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            retryAfter: Number(res.headers['retry-after'] ?? 0),
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -117,7 +127,7 @@ export async function run(args = []) {
           `port: ${ports.port}`,
           `adminPort: ${ports.adminPort}`,
           `raftPort: ${ports.raftPort}`,
-          'logSpec: warn',
+          `logSpec: ${process.env.LOOM_BENCH_LOGSPEC ?? 'warn'}`,
           '',
         ].join('\n'),
       );
@@ -264,6 +274,12 @@ export async function run(args = []) {
     const latencies = [];
     let ok = 0;
     let failed = 0;
+    // Envelopes an overloaded orderer refused at once (503 ORDERER_BUSY); the client waits Retry-After.
+    let refused = 0;
+    const backOff = async (r) => {
+      const ms = Math.min(Math.max(0, stopAt - Date.now()), 1000 * Math.max(0.1, r.retryAfter || 1));
+      await new Promise((res) => setTimeout(res, ms));
+    };
     let maxBlock = 0;
     // 200 bytes of transaction data; the envelope around it also carries the creator's certificate.
     const data = randomBytes(200);
@@ -282,17 +298,25 @@ export async function run(args = []) {
     const stopAt = started + seconds * 1000;
     await Promise.all(
       Array.from({ length: clients }, async (_, c) => {
+        // Envelopes refused busy are sent again as they are (a real client resends, it does not re-sign);
+        // their latency counts from the first attempt.
+        let again;
         for (let k = 0; Date.now() < stopAt; k++) {
           const n = nodes[(c + k) % nodes.length];
-          const envs = Array.from({ length: batch }, () =>
-            envelope(org1.client, common.HeaderType.ENDORSER_TRANSACTION, data),
-          );
+          const envs =
+            again?.envs ??
+            Array.from({ length: batch }, () => envelope(org1.client, common.HeaderType.ENDORSER_TRANSACTION, data));
           if (envBytes === 0) envBytes = envs[0].length;
-          const t0 = performance.now();
+          const t0 = again?.t0 ?? performance.now();
+          again = undefined;
           try {
             if (batch === 1) {
               const r = await post(n.port, `/v1/channels/${CH}/broadcast`, envs[0]);
-              if (r.status === 200) {
+              if (r.status === 503 && r.body.includes('ORDERER_BUSY')) {
+                refused++;
+                again = { envs, t0 };
+                await backOff(r);
+              } else if (r.status === 200) {
                 ok++;
                 latencies.push(performance.now() - t0);
                 const body = JSON.parse(r.body);
@@ -300,7 +324,11 @@ export async function run(args = []) {
               } else failed++;
             } else {
               const r = await post(n.port, `/v1/channels/${CH}/broadcast/batch`, framed(envs));
-              if (r.status !== 200) failed += batch;
+              if (r.status === 503 && r.body.includes('ORDERER_BUSY')) {
+                refused += batch;
+                again = { envs, t0 };
+                await backOff(r);
+              } else if (r.status !== 200) failed += batch;
               else {
                 const ms = performance.now() - t0;
                 for (const x of JSON.parse(r.body).results) {
@@ -345,6 +373,7 @@ export async function run(args = []) {
         p99: Math.round(pct(latencies, 99)),
       },
       failed,
+      refusedBusy: refused,
       ordererCpuMsPerTx: cpuPerTxMs === undefined ? null : Number(cpuPerTxMs.toFixed(3)),
       ordererIdleCpuMsPerSec: Math.round(idleCpuMsPerSec),
       ordererMarginalCpuMsPerTx: marginalCpuPerTxMs === undefined ? null : Number(marginalCpuPerTxMs.toFixed(3)),
@@ -354,7 +383,7 @@ export async function run(args = []) {
     console.log(
       `orderer (3 nodes, ${clients} clients × ${batch} envelope(s) of ${envBytes} bytes per request, ${result.seconds}s): ${result.orderedTxPerSec} tx/s ordered, ` +
         `${result.blocksPerSec} blocks/s, ${result.txPerBlock} tx/block, broadcast→commit latency ` +
-        `p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, ${failed} failed` +
+        `p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms, ${failed} failed, ${refused} refused busy (503, retried after Retry-After)` +
         (cpuPerTxMs === undefined
           ? ''
           : `; orderer CPU ${cpuPerTxMs.toFixed(2)} ms per envelope (3 processes; ${marginalCpuPerTxMs.toFixed(2)} ms above the ` +
@@ -379,6 +408,8 @@ export async function run(args = []) {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
     agent.destroy();
-    await rm(root, { recursive: true, force: true });
+    // LOOM_BENCH_KEEP=1 keeps the orderers' directories (logs, level files) for inspection.
+    if (process.env.LOOM_BENCH_KEEP === '1') console.error(`kept ${root}`);
+    else await rm(root, { recursive: true, force: true });
   }
 }

@@ -55,10 +55,9 @@ import {
   readTuple,
   readUint,
   type Signer,
-  toHex,
   validateConfigUpdateEnvelope,
 } from '@loom/common';
-import { sha256 } from '@loom/common/crypto/hash';
+import { sha256, sha256Hex } from '@loom/common/crypto/hash';
 import type { Logger } from '@loom/common/logging';
 import { type BlockCutter, createBlockCutter } from './blockcutter.js';
 import {
@@ -87,6 +86,7 @@ export const OrdererErrorCode = {
   STOPPED: 'ORDERER_CHAIN_STOPPED',
   BLOCK_NOT_FOUND: 'ORDERER_BLOCK_NOT_FOUND',
   CONFIG_SEQUENCE: 'ORDERER_CONFIG_SEQUENCE_MISMATCH',
+  BUSY: 'ORDERER_BUSY',
 } as const;
 
 /** Where an envelope landed. */
@@ -124,6 +124,13 @@ export interface ChainOptions {
   readonly snapshotIntervalEntries?: number;
   /** How long a broadcast waits for its block before answering 503. */
   readonly submitTimeoutMs?: number;
+  /**
+   * Admission control: envelopes this node's clients may have waiting for their block at once
+   * (default 2,000). Beyond it, or while the oldest waiting one has waited more than half of
+   * `submitTimeoutMs`, new broadcasts are refused at once with 503 ORDERER_BUSY (Retry-After)
+   * before any check, rather than accepted, verified and forwarded only to time out.
+   */
+  readonly maxPendingEnvelopes?: number;
   /** Called after each block is appended (metrics). */
   readonly onBlock?: (channel: string, number: number, txCount: number) => void;
 }
@@ -159,6 +166,9 @@ const RECENT_LIMIT = 200_000;
 
 interface Waiter {
   readonly envelope: Uint8Array;
+  readonly key: string;
+  /** When the client's broadcast arrived (clock ms): admission control looks at the oldest. */
+  readonly since: number;
   readonly isConfig: boolean;
   readonly resolve: (at: OrderedAt) => void;
   readonly reject: (e: Error) => void;
@@ -174,7 +184,8 @@ interface Head {
   config: ChannelConfig;
 }
 
-const hashKey = (b: Uint8Array) => toHex(sha256(b));
+/** An envelope's key for waiters, duplicate suppression and #recent: its SHA-256, hex (native, one call). */
+const hashKey = (b: Uint8Array) => sha256Hex(b);
 
 export class Chain {
   readonly channel: string;
@@ -211,6 +222,9 @@ export class Chain {
   /** Envelopes of recent blocks → where they are (answers retries, suppresses duplicates). */
   readonly #recent = new Map<string, OrderedAt>();
   readonly #waiters = new Map<string, Waiter[]>();
+  /** Waiters in arrival order from #arrivalsHead on (answered ones are skipped lazily by admit()). */
+  #arrivals: Waiter[] = [];
+  #arrivalsHead = 0;
 
   #tickTimer: NodeJS.Timeout | undefined;
   #ticks = 0;
@@ -329,6 +343,8 @@ export class Chain {
       }
     }
     this.#waiters.clear();
+    this.#arrivals = [];
+    this.#arrivalsHead = 0;
     // Let an in-progress Ready finish its writes before the store closes.
     for (let i = 0; i < 200 && this.#processing; i++) await new Promise((r) => setTimeout(r, 10));
     // And the apply queue its current block (it stops between entries once stopped).
@@ -336,6 +352,38 @@ export class Chain {
   }
 
   // ------------------------------------------------------------------ broadcast
+
+  /** Envelopes of this node's clients waiting for their block. */
+  get pendingEnvelopes(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * Admission control, before any check of `count` new envelopes: throws 503 ORDERER_BUSY when
+   * this node already has `maxPendingEnvelopes` waiting, or when the oldest waiting one (or the
+   * request, received at `arrivedAt` on this node's clock) has waited more than half of the submit
+   * timeout: ordering lags, and what is admitted now would time out after costing its verification,
+   * forwarding and ordering — a collapse under overload, not a queue.
+   */
+  admit(count: number, arrivedAt?: number): void {
+    const max = this.#opts.maxPendingEnvelopes ?? 2_000;
+    const pending = this.#waiters.size;
+    const oldest = this.#oldestWaiter();
+    const now = this.#clock();
+    // The request itself may have queued behind others before its handler ran.
+    const oldestMs = Math.max(oldest ? now - oldest.since : 0, arrivedAt === undefined ? 0 : now - arrivedAt);
+    const lagLimit = (this.#opts.submitTimeoutMs ?? 10_000) / 2;
+    // A request larger than the limit is admitted when nothing waits (else it never could be).
+    const full = pending > 0 && pending + count > max;
+    if (!full && oldestMs <= lagLimit) return;
+    throw new LoomError(
+      OrdererErrorCode.BUSY,
+      full
+        ? `${pending} envelopes are already waiting to be ordered here (at most ${max}); retry`
+        : `ordering lags: waiting envelopes or this request have waited ${oldestMs} ms; retry`,
+      { httpStatus: 503, details: { retryAfterSeconds: 1, pending, maxPending: max, oldestWaitMs: oldestMs } },
+    );
+  }
 
   /**
    * Orders an envelope that passed the broadcast checks; resolves once the block holding it is
@@ -383,13 +431,31 @@ export class Chain {
               }),
         );
       }, this.#opts.submitTimeoutMs ?? 10_000);
-      const waiter: Waiter = { envelope, isConfig: isConfigUpdate, resolve, reject, timer };
+      const waiter: Waiter = { envelope, key, since: this.#clock(), isConfig: isConfigUpdate, resolve, reject, timer };
       const list = this.#waiters.get(key);
       if (list) list.push(waiter);
       else this.#waiters.set(key, [waiter]);
+      this.#arrivals.push(waiter);
+      // Every waiter is answered within the submit timeout, so this stays bounded without admit().
+      if (this.#arrivals.length - this.#arrivalsHead > 2 * this.#waiters.size + 1024) this.#oldestWaiter();
     });
-    this.#route(envelope, isConfigUpdate, 0);
+    this.#route(envelope, isConfigUpdate, 0, key);
     return promise;
+  }
+
+  /** The longest-waiting live waiter; answered ones are dropped from the front of #arrivals lazily. */
+  #oldestWaiter(): Waiter | undefined {
+    const q = this.#arrivals;
+    while (q.length > this.#arrivalsHead) {
+      const w = q[this.#arrivalsHead]!;
+      if (this.#waiters.get(w.key)?.includes(w)) break;
+      q[this.#arrivalsHead++] = undefined as unknown as Waiter;
+    }
+    if (this.#arrivalsHead > 1024 && this.#arrivalsHead * 2 > q.length) {
+      this.#arrivals = q.slice(this.#arrivalsHead);
+      this.#arrivalsHead = 0;
+    }
+    return this.#arrivals[this.#arrivalsHead];
   }
 
   #noLeader(): LoomError {
@@ -407,8 +473,9 @@ export class Chain {
     if (list.length === 0) this.#waiters.delete(key);
   }
 
-  #route(envelope: Uint8Array, isConfigUpdate: boolean, hops: number): void {
-    if (this.#leader === this.self && this.#role === 'leader') this.#order(envelope, isConfigUpdate);
+  /** `key`: hashKey(envelope) when the caller has it (spares the leader hashing its own clients' envelopes again). */
+  #route(envelope: Uint8Array, isConfigUpdate: boolean, hops: number, key?: string): void {
+    if (this.#leader === this.self && this.#role === 'leader') this.#order(envelope, isConfigUpdate, key);
     else if (this.#leader !== '' && hops < MAX_FORWARD_HOPS) {
       // The sender says whether it is a config update (it checked the envelope; the leader trusts a
       // consenter's forward as it trusts the consenter), sparing the leader four decodes per envelope.
@@ -417,8 +484,8 @@ export class Chain {
   }
 
   /** Leader: one envelope into the cutter (or the queue while the gate is closed). */
-  #order(envelope: Uint8Array, isConfigUpdate: boolean): void {
-    const key = hashKey(envelope);
+  #order(envelope: Uint8Array, isConfigUpdate: boolean, known?: string): void {
+    const key = known ?? hashKey(envelope);
     if (this.#recent.has(key) || this.#inflight.has(key)) return;
     if (!this.#head) {
       if (this.#queue.length < 100_000) this.#queue.push({ env: envelope, isConfig: isConfigUpdate });
@@ -823,7 +890,7 @@ export class Chain {
   #reforwardWaiters(): void {
     for (const list of this.#waiters.values()) {
       const w = list[0];
-      if (w) this.#route(w.envelope, w.isConfig, 0);
+      if (w) this.#route(w.envelope, w.isConfig, 0, w.key);
     }
   }
 
@@ -844,7 +911,7 @@ export class Chain {
       const w = list[0];
       if (!w) continue;
       try {
-        this.#order(w.envelope, w.isConfig);
+        this.#order(w.envelope, w.isConfig, w.key);
       } catch {}
     }
   }

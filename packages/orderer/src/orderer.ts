@@ -60,6 +60,8 @@ export interface OrdererConfig {
   };
   /** How long a broadcast waits for its block before answering 503. */
   readonly submitTimeoutMs?: number;
+  /** Admission control: envelopes of this node's clients waiting at once per channel (default 2,000). */
+  readonly maxPendingEnvelopes?: number;
 }
 
 export const ConfigErrorCode = 'ORDERER_CONFIG_INVALID';
@@ -92,6 +94,12 @@ export async function loadOrdererConfig(file: string): Promise<OrdererConfig> {
       throw configError(file, `${k} must be a port number`);
     return v;
   };
+  const positiveInt = (k: string): number => {
+    const v = r[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+      throw configError(file, `${k} must be a positive integer`);
+    return v;
+  };
   const path = (p: string) => (isAbsolute(p) ? p : join(base, p));
   let tls: ListenerTlsConfig | undefined;
   let operationsTls: ListenerTlsConfig | undefined;
@@ -117,6 +125,7 @@ export async function loadOrdererConfig(file: string): Promise<OrdererConfig> {
     ...(operationsTls ? { operationsTls } : {}),
     ...(raft ? { raft } : {}),
     ...(typeof r.submitTimeoutMs === 'number' ? { submitTimeoutMs: r.submitTimeoutMs } : {}),
+    ...(r.maxPendingEnvelopes === undefined ? {} : { maxPendingEnvelopes: positiveInt('maxPendingEnvelopes') }),
   };
 }
 
@@ -264,6 +273,7 @@ export async function startOrderer(config: OrdererConfig, options: { logger?: Lo
           ? { snapshotIntervalEntries: config.raft.snapshotIntervalEntries }
           : {}),
         ...(config.submitTimeoutMs ? { submitTimeoutMs: config.submitTimeoutMs } : {}),
+        ...(config.maxPendingEnvelopes ? { maxPendingEnvelopes: config.maxPendingEnvelopes } : {}),
         onBlock,
       },
     });

@@ -42,6 +42,7 @@ export type ChainTuning = Pick<
   | 'heartbeatTick'
   | 'snapshotIntervalEntries'
   | 'submitTimeoutMs'
+  | 'maxPendingEnvelopes'
   | 'clock'
   | 'random'
   | 'onBlock'

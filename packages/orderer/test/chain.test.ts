@@ -40,6 +40,7 @@ async function startNode(
   i: number,
   kv = new MemoryKv(),
   snapshotIntervalEntries = 1000,
+  maxPendingEnvelopes?: number,
 ): Promise<Node> {
   const o = net.orderers[i]!;
   const registrar = await Registrar.open({
@@ -47,7 +48,14 @@ async function startNode(
     transport: hub.transport(o.consenterId),
     identity: { creator: encodeSerializedIdentity(o.serialized), signer: o.signer, certPem: o.certPem },
     logger,
-    tuning: { tickMs: 20, electionTick: 10, heartbeatTick: 1, snapshotIntervalEntries, submitTimeoutMs: 5000 },
+    tuning: {
+      tickMs: 20,
+      electionTick: 10,
+      heartbeatTick: 1,
+      snapshotIntervalEntries,
+      submitTimeoutMs: 5000,
+      ...(maxPendingEnvelopes ? { maxPendingEnvelopes } : {}),
+    },
   });
   return { name: o.consenterId, kv, registrar };
 }
@@ -152,6 +160,44 @@ describe('Raft chain (in-memory transport)', () => {
     // And it takes part in ordering again.
     const at = await restarted.registrar.require(ch).submit(txEnvelope(net.org1.client, ch), false);
     expect(at.blockNumber).toBeGreaterThanOrEqual(target);
+  });
+});
+
+describe('admission control', () => {
+  it('refuses new envelopes with 503 ORDERER_BUSY while too many wait or ordering lags, and admits again after', async () => {
+    const net = await createNetwork(3);
+    const config = channelConfig(net, [], { maxMessageCount: 10, batchTimeoutMs: 30 });
+    const genesis = genesisBlock(net, config);
+    const hub = new MemoryHub();
+    nodes = await Promise.all([0, 1, 2].map((i) => startNode(net, hub, i, new MemoryKv(), 1000, 8)));
+    for (const n of nodes) await n.registrar.join(genesis.bytes);
+    const ch = net.channel;
+    await until('a leader', () => nodes.every((n) => n.registrar.require(ch).leader !== ''));
+    const chain = nodes[1]!.registrar.require(ch);
+    const busy = (e: unknown) => isLoomError(e) && e.code === 'ORDERER_BUSY' && e.httpStatus === 503;
+
+    chain.admit(8);
+    // With nothing waiting, even a request larger than the limit is admitted (else it never could be).
+    chain.admit(9);
+    // A request that queued longer than half the submit timeout (5 s here) before its handler ran.
+    expect(() => chain.admit(1, Date.now() - 3_000)).toThrow(expect.objectContaining({ code: 'ORDERER_BUSY' }));
+    chain.admit(1, Date.now() - 1_000);
+
+    const envs = Array.from({ length: 6 }, () => txEnvelope(net.org1.client, ch));
+    const ordered = Promise.all(envs.map((e) => chain.submit(e, false)));
+    expect(chain.pendingEnvelopes).toBe(6);
+    chain.admit(2);
+    let refused: unknown;
+    try {
+      chain.admit(3);
+    } catch (e) {
+      refused = e;
+    }
+    expect(busy(refused)).toBe(true);
+    expect((refused as { details: Record<string, unknown> }).details).toMatchObject({ pending: 6, maxPending: 8 });
+    await ordered;
+    expect(chain.pendingEnvelopes).toBe(0);
+    chain.admit(8);
   });
 });
 

@@ -102,12 +102,21 @@ function badBatch(message: string): LoomError {
 
 type ChannelParams = { Params: { channel: string } };
 
+/** When each request's headers were read (Date.now()): admission control counts the time it queued. */
+const requestArrivals = new WeakMap<object, number>();
+const arrivedAt = (req: FastifyRequest): number | undefined => requestArrivals.get(req.raw);
+
 export function createPublicServer(registrar: Registrar, logger: Logger, tls?: ServerTls): FastifyInstance {
   const app = baseServer(logger, tls);
+  app.addHook('onRequest', (req, _reply, done) => {
+    requestArrivals.set(req.raw, Date.now());
+    done();
+  });
 
   app.post<ChannelParams>(ordererRoutes.broadcast.path, async (req): Promise<BroadcastResponse> => {
     const chain = registrar.require(req.params.channel);
     const bytes = bodyBytes(req);
+    chain.admit(1, arrivedAt(req));
     const resources = chain.resources;
     const checked = checkEnvelope(bytes, chain.channel, resources, [
       HeaderType.ENDORSER_TRANSACTION,
@@ -124,6 +133,8 @@ export function createPublicServer(registrar: Registrar, logger: Logger, tls?: S
   app.post<ChannelParams>(ordererRoutes.broadcastBatch.path, async (req): Promise<BroadcastBatchResponse> => {
     const chain = registrar.require(req.params.channel);
     const envelopes = splitEnvelopes(bodyBytes(req));
+    // Overloaded: the whole request is refused (503, Retry-After) before any envelope is checked.
+    chain.admit(envelopes.length, arrivedAt(req));
     const results = await Promise.all(
       envelopes.map(async (bytes): Promise<BroadcastBatchItem> => {
         try {

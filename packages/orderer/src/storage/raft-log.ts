@@ -9,6 +9,8 @@
  *
  * `persist` writes everything one Ready hands over (snapshot, entries, hard state) in ONE atomic
  * batch and only then updates the in-memory view, so a crash leaves either the old or the new state.
+ * A hard state that differs from the held one only in its commit index is not written on its own
+ * (Raft's commit index is volatile; see persist).
  */
 import {
   decodeEntry,
@@ -93,7 +95,16 @@ export class DurableRaftStorage extends MemoryRaftStorage {
         ops.push({ type: 'put', key: raftKeys.entry(ch, e.index), value: encodeEntry(e) });
       }
     }
-    if (r.hardState) ops.push({ type: 'put', key: raftKeys.hardState(ch), value: encodeHardState(r.hardState) });
+    if (r.hardState) {
+      // Term and vote must be durable before anything is sent; the commit index need not be (it is
+      // volatile state in Raft: a node restarted with an older one learns it again from the leader,
+      // and re-applied entries are skipped). A Ready that only moves the commit index, the common
+      // case on a leader as acknowledgements come in, costs no level write; the commit index is
+      // written whenever a write happens anyway.
+      const held = this.hardState();
+      const commitOnly = ops.length === 0 && r.hardState.term === held.term && r.hardState.vote === held.vote;
+      if (!commitOnly) ops.push({ type: 'put', key: raftKeys.hardState(ch), value: encodeHardState(r.hardState) });
+    }
     await this.#kv.batch(ops);
     if (r.snapshot) this.applySnapshot(r.snapshot);
     if (head) this.append(entries);

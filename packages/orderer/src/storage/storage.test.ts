@@ -25,6 +25,29 @@ afterEach(async () => {
 });
 
 describe('DurableRaftStorage on level', () => {
+  it('writes a term or vote change at once, a commit-only advance with the next write', async () => {
+    let kv = await LevelKv.open(dir);
+    let s = await DurableRaftStorage.open(kv, 'ch');
+    await s.persist({ hardState: { term: 2, vote: 'a', commit: 0 }, entries: [entry(1, 2), entry(2, 2)] });
+    await s.persist({ hardState: { term: 2, vote: 'a', commit: 2 } });
+    // The view moves at once; on disk the commit index is volatile (Raft re-learns it from the leader).
+    expect(s.hardState()).toEqual({ term: 2, vote: 'a', commit: 2 });
+    await kv.close();
+    kv = await LevelKv.open(dir);
+    s = await DurableRaftStorage.open(kv, 'ch');
+    expect(s.hardState()).toEqual({ term: 2, vote: 'a', commit: 0 });
+    expect(s.lastIndex()).toBe(2);
+    // With entries, or with a new term or vote, the hard state is written in the same batch.
+    await s.persist({ hardState: { term: 2, vote: 'a', commit: 2 }, entries: [entry(3, 2)] });
+    await s.persist({ hardState: { term: 3, vote: 'b', commit: 2 } });
+    await kv.close();
+    kv = await LevelKv.open(dir);
+    s = await DurableRaftStorage.open(kv, 'ch');
+    expect(s.hardState()).toEqual({ term: 3, vote: 'b', commit: 2 });
+    expect(s.lastIndex()).toBe(3);
+    await kv.close();
+  });
+
   it('reopens with the same hard state, entries and snapshot', async () => {
     let kv = await LevelKv.open(dir);
     let s = await DurableRaftStorage.open(kv, 'ch');

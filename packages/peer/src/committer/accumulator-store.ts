@@ -18,14 +18,15 @@ export interface BatchedAccumulatorStore extends AccumulatorStore {
 }
 
 export function createKvAccumulatorStore(kv: KV): BatchedAccumulatorStore {
-  let batch: WriteBatch | undefined;
+  // The batch scoped to the accumulator's sublevel, made once per bind (a block puts ~2 nodes per transaction).
+  let scoped: WriteBatch | undefined;
   const writer = () => {
-    if (batch === undefined) throw new LoomError('LEDGER_BAD_BATCH', 'accumulator write outside a commit batch');
-    return batch.scoped(kv);
+    if (scoped === undefined) throw new LoomError('LEDGER_BAD_BATCH', 'accumulator write outside a commit batch');
+    return scoped;
   };
   return {
     bind(b) {
-      batch = b;
+      scoped = b?.scoped(kv);
     },
     get: (pos) => kv.get(tagged('n', u64(pos))),
     put(pos, hash) {

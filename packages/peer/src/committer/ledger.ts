@@ -8,7 +8,9 @@
  * producible by this code, but by an older layout or a hand-made copy) is caught up by re-applying
  * the stored blocks.
  *
- * Commits are serialized; readers (API, events, proofs) see only committed batches.
+ * Commits are serialized; readers (API, events, proofs) see only committed batches. A block handed
+ * over while others are still in the queue starts its stateless validation pass (decode,
+ * identities, signatures to the worker pool) at once; its state checks and its batch wait their turn.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,7 +62,7 @@ import { createEndorsementPolicySource } from '../validation/policies.js';
 import { createSignatureVerifier, type SignatureVerifier } from '../validation/signature-verifier.js';
 import type { StateReader } from '../validation/state-reader.js';
 import type { BlockValidationResult } from '../validation/types.js';
-import { validateBlock } from '../validation/validate-block.js';
+import { type PreparedBlock, prepareBlock, validateBlock } from '../validation/validate-block.js';
 import { createKvAccumulatorStore } from './accumulator-store.js';
 import { checkBlockContinues, checkOrdererSignatures, readBlockHeader } from './block-checks.js';
 
@@ -257,6 +259,12 @@ interface BlockReads {
 
 const newBlockReads = (): BlockReads => ({ txLocations: new Map(), states: new Map() });
 
+/** A block whose stateless validation pass started when it was queued (see `#stage`). */
+interface StagedBlock {
+  readonly block: Block;
+  readonly prepared: Promise<PreparedBlock | undefined>;
+}
+
 function txTimestamp(envelope: Bytes): number {
   try {
     const payload = decodePayload(decodeEnvelope(envelope).payload);
@@ -288,6 +296,8 @@ class LevelChannelLedger implements ChannelLedger {
   #lastHash: Bytes;
   #view: ChannelView | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Blocks handed to commitBlock and not yet done (the pipeline stages a block when this is > 0). */
+  #inQueue = 0;
   readonly #listeners = new Set<(b: CommittedBlock) => void>();
   readonly #waiters = new Set<{ blockNum: number; resolve: (ok: boolean) => void }>();
   #closed = false;
@@ -335,18 +345,46 @@ class LevelChannelLedger implements ChannelLedger {
   }
 
   commitBlock(input: Bytes | Block): Promise<CommitResult> {
-    const run = this.#queue.then(() => this.#commit(input));
+    const staged = this.#stage(input);
+    this.#inQueue++;
+    const run = this.#queue.then(() => this.#commit(input, staged));
     this.#queue = run.catch(() => undefined);
-    return run;
+    return run.finally(() => {
+      this.#inQueue--;
+    });
   }
 
-  async #commit(input: Bytes | Block): Promise<CommitResult> {
+  /**
+   * The pipeline: a block handed over while earlier ones are still in the commit queue starts its
+   * stateless pass (decode, identities, signatures to the worker pool) now, so the workers verify it
+   * while the blocks ahead are validated and written. Its state checks still run in order, at its
+   * turn; if a config block ahead changes the MSPs, the pass is redone then (validateBlock checks).
+   */
+  #stage(input: Bytes | Block): StagedBlock | undefined {
+    const view = this.#view;
+    if (this.#inQueue === 0 || this.#closed || view === undefined) return undefined;
+    let block: Block;
+    try {
+      block = input instanceof Uint8Array ? decodeBlock(input) : input;
+    } catch {
+      return undefined; // reported in order, by #commit
+    }
+    const prepared = prepareBlock(block, {
+      channelId: this.channelId,
+      msp: view.msps,
+      signatureVerifier: this.#verifier,
+      hash: this.#hash,
+    }).catch(() => undefined);
+    return { block, prepared };
+  }
+
+  async #commit(input: Bytes | Block, staged?: StagedBlock): Promise<CommitResult> {
     this.#checkOpen();
     const started = performance.now();
     const bytes = input instanceof Uint8Array ? input : encodeBlock(input);
     let block: Block;
     try {
-      block = input instanceof Uint8Array ? decodeBlock(input) : input;
+      block = staged?.block ?? (input instanceof Uint8Array ? decodeBlock(input) : input);
     } catch (e) {
       throw new LoomError('LEDGER_MALFORMED_BLOCK', `block does not decode: ${(e as Error).message}`, { cause: e });
     }
@@ -405,7 +443,7 @@ class LevelChannelLedger implements ChannelLedger {
       result = this.#configResult(block, blockNum, ok);
     } else {
       checkedAt = performance.now();
-      result = await this.#validate(block, blockNum, view, reads);
+      result = await this.#validate(block, blockNum, view, reads, staged?.prepared);
       for (const tx of result.transactions) {
         // A CONFIG envelope that does not decode as a channel config, or shares a block with others.
         if (tx.isConfig) {
@@ -487,6 +525,7 @@ class LevelChannelLedger implements ChannelLedger {
     blockNum: number,
     view: ChannelView,
     reads: BlockReads = newBlockReads(),
+    prepared?: Promise<PreparedBlock | undefined>,
   ): Promise<BlockValidationResult> {
     const { state, blocks } = this.#stores;
     // Only blocks before this one count, so re-applying a stored block (recovery) sees what it saw.
@@ -525,14 +564,18 @@ class LevelChannelLedger implements ChannelLedger {
       chaincode: (ns) => chaincodePolicy(ns, view.config),
       ...(this.#opts.collectionPolicy ? { collection: this.#opts.collectionPolicy } : {}),
     });
-    return validateBlock(block, {
-      channelId: this.channelId,
-      stateReader: reader,
-      msp: view.msps,
-      policies,
-      signatureVerifier: this.#verifier,
-      hash: this.#hash,
-    });
+    return validateBlock(
+      block,
+      {
+        channelId: this.channelId,
+        stateReader: reader,
+        msp: view.msps,
+        policies,
+        signatureVerifier: this.#verifier,
+        hash: this.#hash,
+      },
+      (await prepared) ?? undefined,
+    );
   }
 
   /**
@@ -592,15 +635,11 @@ class LevelChannelLedger implements ChannelLedger {
 
   #historyWrites(result: BlockValidationResult): HistoryWrite[] {
     if (result.history.length === 0) return [];
-    const values = new Map<string, Bytes | undefined>();
-    for (const u of result.updates) {
-      if (u.collection !== undefined || u.kind === 'metadata') continue;
-      values.set(`${u.version.txNum}\u0000${u.namespace}\u0000${u.key}`, u.value);
-    }
-    const txs = new Map(result.transactions.map((t) => [t.txNum, t]));
+    // Transactions are in txNum order with one entry each (validateBlock): index by txNum directly.
+    const txs = result.transactions;
     return result.history.map((h) => {
       const txNum = h.version.txNum;
-      const tx = txs.get(txNum);
+      const tx = txs[txNum]?.txNum === txNum ? txs[txNum] : txs.find((t) => t.txNum === txNum);
       return {
         namespace: h.namespace,
         key: h.key,
@@ -609,7 +648,7 @@ class LevelChannelLedger implements ChannelLedger {
         txId: tx?.txId ?? '',
         timestamp: tx?.timestamp ?? 0,
         isDelete: h.isDelete,
-        value: h.isDelete ? undefined : values.get(`${txNum}\u0000${h.namespace}\u0000${h.key}`),
+        value: h.isDelete ? undefined : h.value,
       };
     });
   }

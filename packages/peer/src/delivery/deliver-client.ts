@@ -159,13 +159,26 @@ export function createDeliverClient(options: DeliverClientOptions): DeliverClien
     st.connected = true;
     log?.info({ channel: options.channelId, endpoint, start }, 'deliver stream open');
     let n = 0;
+    // Two blocks in flight: the next block is handed to the ledger while the current one commits, so
+    // its signatures are verified by the worker pool meanwhile (the ledger still commits in order).
+    const inFlight: Promise<unknown>[] = [];
+    const settleOldest = async () => {
+      await inFlight[0];
+      inFlight.shift();
+      n++;
+      st.blocksReceived++;
+    };
     try {
       for await (const frame of readFrames(res.body as unknown as AsyncIterable<Uint8Array>)) {
-        await options.ledger.commitBlock(frame);
-        n++;
-        st.blocksReceived++;
+        const next = options.ledger.commitBlock(frame);
+        next.catch(() => undefined); // awaited in turn, once the block before it is done
+        inFlight.push(next);
+        if (inFlight.length > 1) await settleOldest();
       }
+      while (inFlight.length > 0) await settleOldest();
     } finally {
+      // Never leave a commit running behind the next stream, which starts at the ledger's height.
+      await Promise.allSettled(inFlight);
       st.connected = false;
     }
     return n;

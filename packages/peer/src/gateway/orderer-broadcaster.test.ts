@@ -96,4 +96,68 @@ describe('orderer broadcaster', () => {
     expect(down.calls).toHaveLength(3);
     expect(waits).toEqual([200, 400]);
   });
+
+  it('waits out orderers that shed load (503 ORDERER_BUSY, Retry-After) past its rounds, up to its busy deadline', async () => {
+    const env = await envelopeOn('ch1');
+    const busy = () => ({ ...json(503, { code: 'ORDERER_BUSY', message: 'busy' }), headers: { 'retry-after': '2' } });
+    let clock = 0;
+    const waits: number[] = [];
+    const fake = {
+      now: () => clock,
+      sleep: async (ms: number) => {
+        waits.push(ms);
+        clock += ms;
+      },
+    };
+    // Busy for five rounds (more than `rounds`), then accepted.
+    const later = scriptedTransport({
+      'https://o1:7050': [
+        busy(),
+        busy(),
+        busy(),
+        busy(),
+        busy(),
+        json(200, { status: 200, blockNumber: 3, txIndex: 0 }),
+      ],
+      'https://o2:7050': [busy(), busy(), busy(), busy(), busy()],
+    });
+    const broadcast = createOrdererBroadcaster({
+      transport: later.transport,
+      orderers: () => ['https://o1:7050', 'https://o2:7050'],
+      rounds: 3,
+      ...fake,
+    });
+    expect(await broadcast(env)).toMatchObject({ orderer: 'https://o1:7050', blockNumber: 3 });
+    expect(waits).toEqual([2000, 2000, 2000, 2000, 2000]);
+
+    // Still busy at the deadline: ORDERER_UNAVAILABLE naming the busy answers.
+    clock = 0;
+    waits.length = 0;
+    const always = scriptedTransport({
+      'https://o1:7050': Array.from({ length: 50 }, busy),
+    });
+    await expect(
+      createOrdererBroadcaster({
+        transport: always.transport,
+        orderers: () => ['https://o1:7050'],
+        busyDeadlineMs: 5_000,
+        ...fake,
+      })(env),
+    ).rejects.toMatchObject({ code: 'ORDERER_UNAVAILABLE', message: expect.stringMatching(/ORDERER_BUSY/) });
+    expect(waits).toEqual([2000, 2000, 1000]);
+    expect(always.calls).toHaveLength(4);
+
+    // A busy orderer next to an unreachable one: the usual rounds and backoff only.
+    waits.length = 0;
+    const mixed = scriptedTransport({ 'https://o1:7050': [busy(), busy(), busy()] });
+    await expect(
+      createOrdererBroadcaster({
+        transport: mixed.transport,
+        orderers: () => ['https://o1:7050', 'https://o2:7050'],
+        rounds: 3,
+        ...fake,
+      })(env),
+    ).rejects.toMatchObject({ code: 'ORDERER_UNAVAILABLE' });
+    expect(waits).toEqual([200, 400]);
+  });
 });

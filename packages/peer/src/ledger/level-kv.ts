@@ -24,11 +24,8 @@ class LevelBackend implements KVBackend {
     for await (const [k, v] of this.#db.iterator(opts)) yield [k, v];
   }
   async write(ops: BatchOp[]): Promise<void> {
-    await this.#db.batch(
-      ops.map((op) =>
-        op.type === 'put' ? { type: 'put', key: op.key, value: op.value } : { type: 'del', key: op.key },
-      ),
-    );
+    // BatchOp has level's operation shape already: handed over as is (a block has thousands).
+    await this.#db.batch(ops);
   }
   close(): Promise<void> {
     return this.#db.close();

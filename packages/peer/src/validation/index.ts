@@ -26,4 +26,10 @@ export type {
   TransactionValidationInfo,
   ValidationIdentity,
 } from './types.js';
-export { ValidationErrorCode, validateBlock } from './validate-block.js';
+export {
+  type BlockPreparationContext,
+  type PreparedBlock,
+  prepareBlock,
+  ValidationErrorCode,
+  validateBlock,
+} from './validate-block.js';

@@ -28,9 +28,25 @@ export function createEndorsementPolicySource(
   texts: EndorsementPolicyTexts,
 ): EndorsementPolicySource {
   const cache = new Map<string, EndorsementPolicy>();
-  const wrap = (policy: Policy): EndorsementPolicy => ({
-    evaluate: (endorsers) => channelPolicies.evaluatePolicy(policy, endorsers).satisfied,
-  });
+  // A block's transactions mostly carry the same few endorser sets: the answer is a pure function of
+  // the policy and the endorsers' (MSP, role, admin flag, id), so it is computed once per set.
+  const wrap = (policy: Policy): EndorsementPolicy => {
+    const answers = new Map<string, boolean>();
+    return {
+      evaluate: (endorsers) => {
+        let key = '';
+        for (const e of endorsers)
+          key += `${e.mspId}\u0000${e.role ?? ''}\u0000${e.isAdmin ? 1 : 0}\u0000${e.id}\u0001`;
+        let ok = answers.get(key);
+        if (ok === undefined) {
+          ok = channelPolicies.evaluatePolicy(policy, endorsers).satisfied;
+          if (answers.size >= 1024) answers.clear();
+          answers.set(key, ok);
+        }
+        return ok;
+      },
+    };
+  };
   const fromText = (text: string | undefined, parse: (t: string) => Policy): EndorsementPolicy | undefined => {
     if (text === undefined) return undefined;
     let p = cache.get(text);

@@ -12,7 +12,7 @@
  * only, so the same code runs under vitest (TypeScript sources) and from the compiled dist with no
  * separate worker file to build, copy or resolve.
  */
-import { createHash, createPublicKey, type KeyObject, verify as nodeVerify } from 'node:crypto';
+import { createPublicKey, type KeyObject, hash as nodeHash, verify as nodeVerify } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { isStrictLowSDer } from '@loom/common/crypto/signature-der';
@@ -99,12 +99,13 @@ parentPort.on('message', (msg) => {
 `;
 
 interface KeyRef {
-  /** Number naming the key material for the workers' key cache (never reused). */
+  /**
+   * Number naming the key material for the workers' key cache and the result cache (never reused,
+   * and one reference only ever holds one key material).
+   */
   readonly id: number;
   readonly pem?: string;
   readonly der?: Uint8Array;
-  /** sha256(len ‖ key material): the signer's part of a result cache key. */
-  readonly digest: Uint8Array;
 }
 interface WireItem {
   readonly key: KeyRef;
@@ -139,37 +140,21 @@ interface PoolWorker {
   readonly pending: Map<number, { resolve: (r: Uint8Array) => void; reject: (e: unknown) => void }>;
 }
 
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-};
-
 let nextKeyId = 0;
 
 function makeKeyRef(pem: string | undefined, der: Uint8Array | undefined): KeyRef {
-  const bytes = pem !== undefined ? Buffer.from(pem, 'utf8') : (der ?? new Uint8Array(0));
-  // The tag keeps a PEM and a DER key with equal bytes apart.
-  const digest = createHash('sha256')
-    .update(pem !== undefined ? 'pem' : 'der')
-    .update(u32(bytes.length))
-    .update(bytes)
-    .digest();
   const id = nextKeyId++;
-  return pem !== undefined ? { id, pem, digest } : { id, der: der!, digest };
+  return pem !== undefined ? { id, pem } : { id, der: der ?? new Uint8Array(0) };
 }
 
 /**
- * sha256(signer digest ‖ len(sig) ‖ sig ‖ message): one entry per (signer, signature, message).
- * One hash over the message; the lengths before it make the encoding unambiguous.
+ * One entry per (signer, signature, message): the key reference's id (never reused for other key
+ * material), the signature itself (strict DER, checked before this, so self-delimiting) and the
+ * message's SHA-256 — one one-shot hash per item, no hash object.
  */
 function resultCacheKey(key: KeyRef, item: SignatureVerificationItem): string {
-  return createHash('sha256')
-    .update(key.digest)
-    .update(u32(item.signature.length))
-    .update(item.signature)
-    .update(item.message)
-    .digest('base64');
+  const sig = Buffer.from(item.signature.buffer, item.signature.byteOffset, item.signature.byteLength);
+  return `${key.id}:${sig.toString('latin1')}${nodeHash('sha256', item.message, 'base64')}`;
 }
 
 /** Strict DER and low-S, Loom's encoding rule; false means invalid without doing the math. */

@@ -102,6 +102,8 @@ export interface HistoryEntry {
   readonly isDelete: boolean;
   /** hash(value) for a put; empty for a delete. Key proofs check the rwset write against it. */
   readonly valueHash: Bytes;
+  /** The value written (undefined for a delete): what the history index stores. */
+  readonly value: Bytes | undefined;
 }
 
 export interface TransactionValidationInfo {

@@ -672,6 +672,71 @@ describe('validateBlock', () => {
     });
   });
 
+  it('checks a transaction as soon as its signatures are answered, not after the whole block', async () => {
+    // 130 transactions = 390 signatures = three verifier chunks (180, 180, 30).
+    const bad = new Set([0, 70, 125]);
+    const txs = await Promise.all(
+      Array.from({ length: 130 }, (_, i) =>
+        makeTx({ badCreatorSig: bad.has(i), rwset: nsSet({ writes: [put(`k${i}`)] }) }),
+      ),
+    );
+    let policyLookups = 0;
+    let lookupsWhenLastAnswered = -1;
+    const chunks: number[] = [];
+    const slowLast = {
+      async verifyMany(items: Parameters<typeof verifier.verifyMany>[0]) {
+        chunks.push(items.length);
+        const answers = await verifier.verifyMany(items);
+        if (chunks.length === 3) {
+          // Held until pass 2 has checked transactions of the first chunks (bounded wait).
+          const end = Date.now() + 10_000;
+          while (policyLookups === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+          lookupsWhenLastAnswered = policyLookups;
+        }
+        return answers;
+      },
+    };
+    const policies = {
+      ...ctxBase.policies,
+      chaincodePolicy: (ns: string) => {
+        policyLookups++;
+        return ctxBase.policies.chaincodePolicy(ns);
+      },
+    };
+    const r = await validateBlock(
+      block(
+        1,
+        txs.map((t) => t.envelope),
+      ),
+      { ...ctxBase, policies, signatureVerifier: slowLast, stateReader: new MemoryState() },
+    );
+    expect(chunks).toEqual([180, 180, 30]);
+    expect(lookupsWhenLastAnswered).toBeGreaterThan(0);
+    expect(
+      [...r.codes]
+        .map((c, i) => (c === TxValidationCode.VALID ? 'ok' : `${i}:${txValidationCodeName(c)}`))
+        .filter((x) => x !== 'ok'),
+    ).toEqual(['0:BAD_CREATOR_SIGNATURE', '70:BAD_CREATOR_SIGNATURE', '125:BAD_CREATOR_SIGNATURE']);
+
+    // A verifier failure still fails the block (no transaction gets a code it was not checked for).
+    let calls = 0;
+    const failing = {
+      verifyMany: async (items: Parameters<typeof verifier.verifyMany>[0]) => {
+        if (++calls === 2) throw new Error('verifier down');
+        return verifier.verifyMany(items);
+      },
+    };
+    await expect(
+      validateBlock(
+        block(
+          1,
+          txs.map((t) => t.envelope),
+        ),
+        { ...ctxBase, signatureVerifier: failing, stateReader: new MemoryState() },
+      ),
+    ).rejects.toThrow('verifier down');
+  }, 60_000);
+
   it('gives the same answer through a worker pool', async () => {
     const pool = createSignatureVerifier({ poolSize: 2, minWorkerBatch: 1, minChunk: 1 });
     try {

@@ -132,19 +132,62 @@ function versionsEqual(a: Version | null | undefined, b: Version | null | undefi
   return a.blockNum === b.blockNum && a.txNum === b.txNum;
 }
 
+/** What `prepareBlock` needs: no state, no policies (they may change with the blocks before this one). */
+export type BlockPreparationContext = Pick<BlockValidationContext, 'channelId' | 'msp' | 'signatureVerifier' | 'hash'>;
+
 /**
- * Validates every transaction of `block` in order. Throws LoomError VALIDATION_BAD_BLOCK only when
- * the block header is unreadable; a bad transaction never throws, it gets its code.
+ * Pass 1 of a block's validation, started early: every envelope decoded, every identity
+ * deserialized with `msp`, and every signature handed to the verifier (the worker pool verifies
+ * while the caller goes on). It reads no state, so a committer can prepare block N+1 while block N
+ * is still being validated or written; `validateBlock` uses it only when it was prepared for the
+ * same block object with the same `msp` (a config block in between changes the MSPs: prepare again).
  */
-export async function validateBlock(block: Block, ctx: BlockValidationContext): Promise<BlockValidationResult> {
-  let blockNum: number;
-  try {
-    blockNum = decodeBlockHeader(block.header).number;
-  } catch (e) {
-    throw new LoomError(ValidationErrorCode.BAD_BLOCK, `block header: ${errMessage(e)}`, { cause: e });
+export interface PreparedBlock {
+  readonly block: Block;
+  readonly msp: BlockValidationContext['msp'];
+  /** @internal */
+  readonly parsed: readonly ParsedTx[];
+  /** @internal The answers for the gathered signatures, chunk by chunk as the verifier gives them. */
+  readonly signatures: SignatureResults;
+}
+
+/**
+ * The block's signature answers, filled in chunk by chunk: pass 2 checks transaction i as soon as
+ * the chunks holding its signatures are answered, while the workers still verify later chunks.
+ */
+class SignatureResults {
+  /** ok[i]: signature i verified. */
+  readonly ok: boolean[] = [];
+  readonly #chunks: { readonly end: number; readonly done: Promise<void> }[] = [];
+
+  /** The verifier's answers for signatures [start, start + answers.length). */
+  add(start: number, count: number, answers: Promise<boolean[]>): void {
+    const done = answers.then((r) => {
+      for (let i = 0; i < count; i++) this.ok[start + i] = r[i] === true;
+    });
+    // Awaited by `ready`; a prepared block that is never validated must not leave a rejection unhandled.
+    done.catch(() => undefined);
+    this.#chunks.push({ end: start + count, done });
   }
 
-  // Pass 1: decode, deserialize identities, gather every signature of the block.
+  /** Chunks [0, #settled) are known answered: `ready` does not wait on them again. */
+  #settled = 0;
+
+  /** Resolves once signatures [0, index] are answered (rejects if their verification failed). */
+  async ready(index: number): Promise<void> {
+    // Chunk k holds signatures [chunks[k - 1].end, chunks[k].end).
+    if (this.#settled > 0 && this.#chunks[this.#settled - 1]!.end > index) return;
+    for (let k = this.#settled; k < this.#chunks.length; k++) {
+      const c = this.#chunks[k]!;
+      await c.done;
+      this.#settled = Math.max(this.#settled, k + 1);
+      if (c.end > index) return;
+    }
+  }
+}
+
+/** Starts pass 1 of `block` (see `PreparedBlock`). Never rejects for a bad transaction. */
+export async function prepareBlock(block: Block, ctx: BlockPreparationContext): Promise<PreparedBlock> {
   const sigItems: SignatureVerificationItem[] = [];
   const identities = new Map<string, Promise<ValidationIdentity>>();
   const deserialize = (serialized: Bytes): Promise<ValidationIdentity> => {
@@ -162,24 +205,52 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
   };
   // Signatures go to the verifier in chunks while the rest of the block is still being decoded, so
   // the worker pool verifies while this thread parses; each chunk is one batch (a few worker messages).
-  const sigChunks: Promise<boolean[]>[] = [];
+  const signatures = new SignatureResults();
   let dispatched = 0;
   const dispatch = () => {
-    if (sigItems.length > dispatched) sigChunks.push(ctx.signatureVerifier.verifyMany(sigItems.slice(dispatched)));
+    const n = sigItems.length - dispatched;
+    if (n > 0) signatures.add(dispatched, n, ctx.signatureVerifier.verifyMany(sigItems.slice(dispatched)));
     dispatched = sigItems.length;
   };
   const parsed: ParsedTx[] = [];
-  for (let txNum = 0; txNum < block.data.length; txNum++) {
-    parsed.push(await parseTransaction(block.data[txNum]!, txNum, ctx, deserialize, addSig));
-    if (sigItems.length - dispatched >= SIGNATURE_CHUNK) dispatch();
+  try {
+    for (let txNum = 0; txNum < block.data.length; txNum++) {
+      parsed.push(await parseTransaction(block.data[txNum]!, txNum, ctx, deserialize, addSig));
+      if (sigItems.length - dispatched >= SIGNATURE_CHUNK) dispatch();
+    }
+  } finally {
+    dispatch();
   }
-  dispatch();
-  // Signatures (in the worker pool) and the block's state reads run at the same time.
+  return { block, msp: ctx.msp, parsed, signatures };
+}
+
+/**
+ * Validates every transaction of `block` in order. Throws LoomError VALIDATION_BAD_BLOCK only when
+ * the block header is unreadable; a bad transaction never throws, it gets its code. `prepared`:
+ * pass 1 already started by `prepareBlock` (used only when it matches `block` and `ctx.msp`).
+ */
+export async function validateBlock(
+  block: Block,
+  ctx: BlockValidationContext,
+  prepared?: PreparedBlock | Promise<PreparedBlock>,
+): Promise<BlockValidationResult> {
+  let blockNum: number;
+  try {
+    blockNum = decodeBlockHeader(block.header).number;
+  } catch (e) {
+    throw new LoomError(ValidationErrorCode.BAD_BLOCK, `block header: ${errMessage(e)}`, { cause: e });
+  }
+
+  // Pass 1: decode, deserialize identities, gather every signature of the block (unless prepared).
+  let p = prepared === undefined ? undefined : await prepared;
+  if (p === undefined || p.block !== block || p.msp !== ctx.msp) p = await prepareBlock(block, ctx);
+  const parsed = p.parsed;
+  // The block's state reads run while the worker pool verifies; pass 2 waits, transaction by
+  // transaction, only for the signatures that transaction carries.
   const committed = new CommittedState(ctx.stateReader);
-  const [sigOk] = await Promise.all([
-    Promise.all(sigChunks).then((parts) => parts.flat()),
-    committed.prefetch(parsed, ctx),
-  ]);
+  await committed.prefetch(parsed, ctx);
+  const sigs = p.signatures;
+  const sigOk = sigs.ok;
 
   // Pass 2: the ordered checks against committed state plus this block's earlier valid writes.
   const overlay = new Map<string, Map<string, OverlayEntry>>();
@@ -195,6 +266,9 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
     try {
       if (tx.headerError) throw tx.headerError;
       if (!tx.isConfig) {
+        let last = tx.creatorSig ?? -1;
+        for (const e of tx.endorsers) last = Math.max(last, e.sig);
+        if (last >= 0) await sigs.ready(last);
         await checkEndorserTransaction(tx, blockNum, ctx, committed, sigOk, seenTxIds, overlay, updates, history);
       }
     } catch (e) {
@@ -221,7 +295,7 @@ export async function validateBlock(block: Block, ctx: BlockValidationContext): 
 async function parseTransaction(
   envelopeBytes: Bytes,
   txNum: number,
-  ctx: BlockValidationContext,
+  ctx: BlockPreparationContext,
   deserialize: (serialized: Bytes) => Promise<ValidationIdentity>,
   addSig: (identity: ValidationIdentity, message: Bytes, signature: Bytes) => number,
 ): Promise<ParsedTx> {
@@ -412,6 +486,7 @@ async function checkEndorserTransaction(
         version,
         isDelete: w.isDelete,
         valueHash: w.isDelete ? new Uint8Array(0) : ctx.hash(w.value),
+        value: w.isDelete ? undefined : w.value,
       });
     }
     for (const m of ns.rwset.metadataWrites) {
