@@ -62,6 +62,8 @@ export interface OrdererConfig {
   readonly submitTimeoutMs?: number;
   /** Admission control: envelopes of this node's clients waiting at once per channel (default 2,000). */
   readonly maxPendingEnvelopes?: number;
+  /** Flush each write (Raft state, log, blocks) to the disk before going on (default true). */
+  readonly syncWrites?: boolean;
 }
 
 export const ConfigErrorCode = 'ORDERER_CONFIG_INVALID';
@@ -100,6 +102,11 @@ export async function loadOrdererConfig(file: string): Promise<OrdererConfig> {
       throw configError(file, `${k} must be a positive integer`);
     return v;
   };
+  const bool = (k: string): boolean => {
+    const v = r[k];
+    if (typeof v !== 'boolean') throw configError(file, `${k} must be true or false`);
+    return v;
+  };
   const path = (p: string) => (isAbsolute(p) ? p : join(base, p));
   let tls: ListenerTlsConfig | undefined;
   let operationsTls: ListenerTlsConfig | undefined;
@@ -126,6 +133,7 @@ export async function loadOrdererConfig(file: string): Promise<OrdererConfig> {
     ...(raft ? { raft } : {}),
     ...(typeof r.submitTimeoutMs === 'number' ? { submitTimeoutMs: r.submitTimeoutMs } : {}),
     ...(r.maxPendingEnvelopes === undefined ? {} : { maxPendingEnvelopes: positiveInt('maxPendingEnvelopes') }),
+    ...(r.syncWrites === undefined ? {} : { syncWrites: bool('syncWrites') }),
   };
 }
 
@@ -230,7 +238,7 @@ export async function startOrderer(config: OrdererConfig, options: { logger?: Lo
     : undefined;
   const stopSignal = reloadTlsOnSignal([tls, opsTls].filter((t): t is ReloadableTls => t !== undefined));
 
-  const kv = await LevelKv.open(join(config.dataDir, 'ledger'));
+  const kv = await LevelKv.open(join(config.dataDir, 'ledger'), { sync: config.syncWrites ?? true });
   const closers: Array<() => Promise<void>> = [
     async () => {
       stopSignal();

@@ -17,17 +17,28 @@ export interface KvStore {
   close(): Promise<void>;
 }
 
+export interface LevelKvOptions {
+  /**
+   * Flush every batch to the disk (fdatasync) before it resolves, so that what Raft has persisted
+   * (term, vote, entries) and acknowledged survives a power loss or a kernel crash, not only a killed
+   * process. Default true; false trades that for speed on machines where it costs much.
+   */
+  readonly sync?: boolean;
+}
+
 export class LevelKv implements KvStore {
   readonly #db: Level<string, Uint8Array>;
+  readonly #sync: boolean;
 
-  private constructor(db: Level<string, Uint8Array>) {
+  private constructor(db: Level<string, Uint8Array>, sync: boolean) {
     this.#db = db;
+    this.#sync = sync;
   }
 
-  static async open(path: string): Promise<LevelKv> {
+  static async open(path: string, options: LevelKvOptions = {}): Promise<LevelKv> {
     const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' });
     await db.open();
-    return new LevelKv(db);
+    return new LevelKv(db, options.sync ?? true);
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
@@ -36,7 +47,7 @@ export class LevelKv implements KvStore {
 
   async batch(ops: readonly KvOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.#db.batch(ops as KvOp[] as never);
+    await this.#db.batch(ops as KvOp[] as never, { sync: this.#sync });
   }
 
   async *range(gte: string, lt: string, options: { limit?: number } = {}): AsyncIterable<[string, Uint8Array]> {
