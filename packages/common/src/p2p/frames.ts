@@ -9,37 +9,73 @@ export function frame(data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Accumulates chunks and yields complete frames; throws on a frame over the limit. */
+/**
+ * The reader keeps the chunks it was given and copies each frame out once: a message of a whole
+ * block (a Raft append, a gossiped range) arrives in many noise/yamux chunks, and merging the held
+ * bytes with every chunk (then slicing the frame out) copied such a frame about n/2 + 1 times.
+ */
+/** Accumulates chunks and yields complete frames (each its own copy); throws on a frame over the limit. */
 export class FrameReader {
-  #buf: Uint8Array = new Uint8Array(0);
   readonly #max: number;
+  #chunks: Uint8Array[] = [];
+  /** Bytes of #chunks[0] already consumed. */
+  #head = 0;
+  /** Unconsumed bytes held. */
+  #held = 0;
+  /** Length of the frame being collected, once its prefix is read. */
+  #need: number | undefined;
 
   constructor(max = MAX_FRAME_BYTES) {
     this.#max = max;
   }
 
+  /** Bytes received and not yet returned as frames (a read length prefix included). */
+  get buffered(): number {
+    return this.#held + (this.#need === undefined ? 0 : 4);
+  }
+
   push(chunk: Uint8Array): Uint8Array[] {
-    if (this.#buf.length === 0) this.#buf = chunk;
-    else {
-      const merged = new Uint8Array(this.#buf.length + chunk.length);
-      merged.set(this.#buf);
-      merged.set(chunk, this.#buf.length);
-      this.#buf = merged;
-    }
     const frames: Uint8Array[] = [];
-    let off = 0;
-    while (this.#buf.length - off >= 4) {
-      const len = new DataView(this.#buf.buffer, this.#buf.byteOffset + off, 4).getUint32(0);
-      if (len > this.#max) throw new Error(`frame of ${len} bytes exceeds ${this.#max}`);
-      if (this.#buf.length - off - 4 < len) break;
-      frames.push(this.#buf.slice(off + 4, off + 4 + len));
-      off += 4 + len;
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#held += chunk.length;
     }
-    this.#buf = off === this.#buf.length ? new Uint8Array(0) : this.#buf.slice(off);
+    for (;;) {
+      if (this.#need === undefined) {
+        if (this.#held < 4) break;
+        const len = this.#readPrefix();
+        if (len > this.#max) throw new Error(`frame of ${len} bytes exceeds ${this.#max}`);
+        this.#need = len;
+      }
+      const need = this.#need;
+      if (this.#held < need) break;
+      frames.push(this.#take(need));
+      this.#need = undefined;
+    }
     return frames;
   }
 
-  get buffered(): number {
-    return this.#buf.length;
+  #readPrefix(): number {
+    const p = this.#take(4);
+    return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+  }
+
+  /** Removes the next `n` held bytes (n ≤ #held) into a new array. */
+  #take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.#chunks[0]!;
+      const avail = c.length - this.#head;
+      const k = Math.min(avail, n - o);
+      out.set(c.subarray(this.#head, this.#head + k), o);
+      o += k;
+      if (k === avail) {
+        this.#chunks.shift();
+        this.#head = 0;
+      } else this.#head += k;
+    }
+    this.#held -= n;
+    return out;
   }
 }
