@@ -5,11 +5,11 @@
 // blocks handed over one at a time (each commit awaited, as the peer's deliver client does), then
 // with 2 in flight (the ledger's pipeline verifies the next block's signatures meanwhile).
 //
-//   npm run bench -- commit [prepopulateKeys=1000000] [blocks=8] [prepopulateBudgetSeconds=240]
+//   npm run bench -- commit [prepopulateKeys=1000000] [blocks=20] [prepopulateBudgetSeconds=240]
 //
 // Pre-population writes keys straight into the state DB (its applyUpdates, batches of 50,000 keys)
 // and stops at the key count or the time budget, whichever comes first, and prints how many keys it
-// reached and how long it took. Two unmeasured warm-up blocks run first on a scratch ledger.
+// reached and how long it took. Six unmeasured warm-up blocks of their own run first on a scratch ledger.
 // LOOM_BENCH_PROFILE=<dir>: a CPU profile of the main thread per run; LOOM_BENCH_THREADS=1: CPU
 // per thread (Linux /proc). Both runs print CPU per block; tx per CPU-second depends much less on
 // the machine's load than wall-clock tx/s.
@@ -46,6 +46,7 @@ function mainThreadCpuSeconds() {
  * <dir>/commit-<label>.cpuprofile, with the functions of most self time printed.
  */
 async function startProfile() {
+  if (process.env.LOOM_BENCH_ALLOC) return startAllocationProfile();
   const dir = process.env.LOOM_BENCH_PROFILE;
   if (!dir) return undefined;
   const { Session } = await import('node:inspector/promises');
@@ -78,11 +79,53 @@ async function startProfile() {
     },
   };
 }
+/**
+ * LOOM_BENCH_ALLOC=1: V8's sampling heap profiler over each measured run (main thread); prints the
+ * functions that allocated the most bytes (allocation, not retention: what drives GC).
+ */
+async function startAllocationProfile() {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 16384,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    async stop(label) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      session.disconnect();
+      const self = new Map();
+      let total = 0;
+      const walk = (n) => {
+        const bytes = n.selfSize;
+        if (bytes > 0) {
+          const f = n.callFrame;
+          const where = f.url ? `${f.url.replace(/^.*\/(packages|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
+          const k = `${f.functionName || '(anonymous)'} ${where}`;
+          self.set(k, (self.get(k) ?? 0) + bytes);
+          total += bytes;
+        }
+        for (const c of n.children) walk(c);
+      };
+      walk(profile.head);
+      console.log(
+        `  ${label}: sampled allocation ${(total / 1e6).toFixed(0)} MB; top allocating functions (main thread):`,
+      );
+      for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+        console.log(`    ${((100 * n) / total).toFixed(1).padStart(5)}%  ${(n / 1e6).toFixed(1).padStart(7)} MB  ${k}`);
+      }
+    },
+  };
+}
 const MAX_BLOCKS = 50;
+const WARMUP_BLOCKS = 6;
 
 export async function run(args = []) {
   const prepopulate = Number(args[0] ?? 1_000_000);
-  const blocks = Math.min(MAX_BLOCKS, Number(args[1] ?? 8));
+  const blocks = Math.min(MAX_BLOCKS, Number(args[1] ?? 20));
   const budgetSeconds = Number(args[2] ?? 240);
   if (!(prepopulate >= 0 && blocks > 0 && budgetSeconds > 0 && budgetSeconds <= 600)) {
     throw new Error('usage: commit [prepopulateKeys>=0] [blocks 1..50] [prepopulateBudgetSeconds 1..600]');
@@ -353,19 +396,18 @@ export async function run(args = []) {
     const t0 = Date.now();
     const fresh = await buildBlocks(2 * blocks, (b, i) => `new-${b}-${i}`, null);
     console.log(`built ${2 * blocks} blocks in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    // Warm-up, unmeasured: the first blocks a process commits run unoptimized code. Two of the same
-    // blocks on a scratch ledger, with their own verifier (so the measured run's result cache is cold).
+    // Warm-up, unmeasured: the first blocks a process commits run unoptimized code, and the verify
+    // workers start. WARMUP_BLOCKS blocks of their own (other keys, other signatures, so the
+    // measured runs get no result-cache hits from them) on a scratch ledger, with the same verifier
+    // pool the measured runs use, half one at a time and half 2 in flight.
     {
-      const warmVerifier = createSignatureVerifier({ poolSize: workers });
-      const ledger = await openChannelLedger({
-        dataDir: join(dir, 'warmup'),
-        channelId,
-        signatureVerifier: warmVerifier,
-      });
+      const warm = await buildBlocks(WARMUP_BLOCKS, (b, i) => `warm-${b}-${i}`, null);
+      const ledger = await openChannelLedger({ dataDir: join(dir, 'warmup'), channelId, signatureVerifier: verifier });
       await ledger.commitBlock(c.encodeBlock(genesis));
-      for (const b of fresh.slice(0, 2)) await ledger.commitBlock(b);
+      const half = Math.floor(WARMUP_BLOCKS / 2);
+      for (const b of warm.slice(0, half)) await ledger.commitBlock(b);
+      await Promise.all(warm.slice(half).map((b) => ledger.commitBlock(b)));
       await ledger.close();
-      await warmVerifier.close();
       await rm(join(dir, 'warmup'), { recursive: true, force: true });
     }
     const empty = await measure('state: 0 keys', join(dir, 'empty'), fresh.slice(0, blocks));
@@ -405,8 +447,20 @@ export async function run(args = []) {
     }
     await kv.close();
     const pSeconds = (Date.now() - pStart) / 1000;
+    // The bulk load left LevelDB a compaction backlog of every key at once, which a peer that reached
+    // this size by committing blocks worked off along the way (the measured runs still include the
+    // compactions their own writes cause): compact it now, before measuring.
+    const cStart = Date.now();
+    {
+      const { Level } = await import('level');
+      const db = new Level(channelLedgerPath(popDir, channelId), { keyEncoding: 'view', valueEncoding: 'view' });
+      await db.open();
+      await db.compactRange(new Uint8Array(0), new Uint8Array(64).fill(0xff));
+      await db.close();
+    }
+    const cSeconds = (Date.now() - cStart) / 1000;
     console.log(
-      `pre-populated ${fmt(written)} keys in ${pSeconds.toFixed(1)} s (${fmt(written / pSeconds)} keys/s, level batches of ${fmt(BATCH)})${written < prepopulate ? `; time budget of ${budgetSeconds} s reached before ${fmt(prepopulate)}` : ''}`,
+      `pre-populated ${fmt(written)} keys in ${pSeconds.toFixed(1)} s (${fmt(written / pSeconds)} keys/s, level batches of ${fmt(BATCH)})${written < prepopulate ? `; time budget of ${budgetSeconds} s reached before ${fmt(prepopulate)}` : ''}; compacted in ${cSeconds.toFixed(1)} s`,
     );
     if (written < 2 * blocks * TXS_PER_BLOCK)
       throw new Error(`pre-populate at least ${2 * blocks * TXS_PER_BLOCK} keys (${TXS_PER_BLOCK} per block, 2 runs)`);

@@ -18,8 +18,7 @@ import { writeMspDir } from '@loom/common/testing/index';
 import { afterAll, describe, expect, it } from 'vitest';
 import { channelLedgerPath, openChannelLedger } from '../../packages/peer/src/committer/ledger.js';
 import { verifyLedger } from '../../packages/peer/src/committer/verify.js';
-import { openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.js';
-import { openLevelKV } from '../../packages/peer/src/ledger/level-kv.js';
+import { openLedgerKV, openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.js';
 import { startBlockServer } from '../../packages/peer/test/block-server.js';
 import { createTestNetwork, del, endorserTx, put, TestChain } from '../../packages/peer/test/fixtures.js';
 import { freePort } from '../../packages/orderer/test/harness.js';
@@ -45,7 +44,7 @@ function prng(seed: number): () => number {
 
 /** Height, savepoint and verification of a stopped peer's ledger, read straight from disk. */
 async function inspect(dataDir: string, channelId: string) {
-  const kv = await openLevelKV(channelLedgerPath(dataDir, channelId));
+  const kv = await openLedgerKV(channelLedgerPath(dataDir, channelId));
   const stores = await openLedgerStores(kv);
   const height = await stores.blocks.height();
   const savepoint = await stores.state.height();

@@ -23,8 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOrg } from '../../packages/cli/src/network/gateway.js';
 import { layout } from '../../packages/cli/src/network/layout.js';
 import { channelLedgerPath } from '../../packages/peer/src/committer/ledger.js';
-import { openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.js';
-import { openLevelKV } from '../../packages/peer/src/ledger/level-kv.js';
+import { openLedgerKV, openLedgerStores } from '../../packages/peer/src/ledger/ledger-stores.js';
 import { PrivateDataStore } from '../../packages/peer/src/privdata/private-store.js';
 import {
   Gateways,
@@ -272,7 +271,7 @@ describe.skipIf(!existsSync(LOOM))('private data on a 3-org network (Org3 not in
     for (const [mspId, peer, name] of members) {
       const pid = pidOf(name);
       if (pid) await stopPid(pid);
-      const kv = await openLevelKV(channelLedgerPath(join(peerDir(mspId, peer), 'data'), CHANNEL));
+      const kv = await openLedgerKV(channelLedgerPath(join(peerDir(mspId, peer), 'data'), CHANNEL));
       try {
         const stores = await openLedgerStores(kv);
         const store = new PrivateDataStore(kv.sublevel('pvt'), stores.state);

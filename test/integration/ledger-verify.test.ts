@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { channelLedgerPath, openChannelLedger } from '../../packages/peer/src/committer/ledger.js';
 import { tagged, u64 } from '../../packages/peer/src/ledger/keys.js';
-import { openLevelKV } from '../../packages/peer/src/ledger/level-kv.js';
+import { openLedgerKV } from '../../packages/peer/src/ledger/ledger-stores.js';
 import { createTestNetwork, endorserTx, put, TestChain } from '../../packages/peer/test/fixtures.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,7 +48,7 @@ describe.skipIf(!existsSync(loom))('loom ledger verify', () => {
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/ledger of mychannel OK: 4 blocks, 10 transactions/);
 
-    const kv = await openLevelKV(channelLedgerPath(dataDir, 'mychannel'));
+    const kv = await openLedgerKV(channelLedgerPath(dataDir, 'mychannel'));
     const blocks = kv.sublevel('blocks');
     const key = tagged('n', u64(2));
     const bytes = (await blocks.get(key))!.slice();

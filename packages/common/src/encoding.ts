@@ -78,6 +78,29 @@ export function concatBytes(...parts: Bytes[]): Bytes {
   return out;
 }
 
+let scratch = new Uint8Array(16 * 1024);
+
+/**
+ * `hash(a ‖ b ‖ …)` without allocating the concatenation: the parts are copied into one reused
+ * buffer and `hash` (synchronous) reads it there. For hashes computed thousands of times per block
+ * (Merkle leaves and nodes, txIds, proposal hashes), where a fresh array per call costs more than
+ * the hashing.
+ */
+export function hashConcat(hash: (data: Bytes) => Bytes, ...parts: Bytes[]): Bytes {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  if (n > scratch.length) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+  const buf = scratch;
+  let o = 0;
+  for (const p of parts) {
+    buf.set(p, o);
+    o += p.length;
+  }
+  const out = hash(buf.subarray(0, n));
+  // A hash that handed back (part of) its input would alias the buffer reused by the next call.
+  return out.buffer === buf.buffer ? out.slice() : out;
+}
+
 const hexChars = '0123456789abcdef';
 export function toHex(b: Bytes): string {
   let s = '';

@@ -8,8 +8,7 @@ import { channelLedgerPath, openChannelLedger } from '../src/committer/ledger.js
 import { verifyLedger } from '../src/committer/verify.js';
 import { assertKeyProof, assertTxProof, verifyKeyProof, verifyTxProof } from '../src/ledger/accumulator.js';
 import { tagged, u64 } from '../src/ledger/keys.js';
-import { openLedgerStores } from '../src/ledger/ledger-stores.js';
-import { openLevelKV } from '../src/ledger/level-kv.js';
+import { openLedgerKV, openLedgerStores } from '../src/ledger/ledger-stores.js';
 import { channelConfigFor, createTestNetwork, del, endorserTx, put, TestChain, type TestNetwork } from './fixtures.js';
 
 let net: TestNetwork;
@@ -260,7 +259,7 @@ describe('ChannelLedger commit', () => {
     for (const b of chain.blocks.slice(0, 2)) await l2.commitBlock(b);
     await l2.close();
     // Blocks 2 and 3 reach the block store only, as if a crash had split the writes.
-    const kv = await openLevelKV(channelLedgerPath(partial, net.channelId));
+    const kv = await openLedgerKV(channelLedgerPath(partial, net.channelId));
     const stores = await openLedgerStores(kv);
     const batch = kv.batch();
     await stores.blocks.addBlock(batch, chain.blocks[2]!, new Uint8Array(3));
@@ -273,6 +272,34 @@ describe('ChannelLedger commit', () => {
     expect(toHex(await recovered.stateHash())).toBe(expected);
     await recovered.close();
     expect((await verifyLedger(partial, net.channelId)).ok).toBe(true);
+  });
+  it('ignores block bytes a crash left beyond the height (bytes are written before the batch that indexes them)', async () => {
+    const dataDir = await tempDir();
+    const { chain } = await buildScenario();
+    const full = await openChannelLedger({ dataDir: await tempDir(), channelId: net.channelId });
+    for (const b of chain.blocks) await full.commitBlock(b);
+    const expected = toHex(await full.stateHash());
+    await full.close();
+
+    const ledger = await openChannelLedger({ dataDir, channelId: net.channelId });
+    for (const b of chain.blocks.slice(0, 2)) await ledger.commitBlock(b);
+    await ledger.close();
+    // Block 2's bytes reached the block-bytes database; the batch with its index and state did not.
+    const kv = await openLedgerKV(channelLedgerPath(dataDir, net.channelId));
+    await kv
+      .sublevel('blocks')
+      .batch()
+      .put(tagged('n', u64(2)), chain.blocks[2]!)
+      .write();
+    await kv.close();
+
+    const reopened = await openChannelLedger({ dataDir, channelId: net.channelId });
+    expect(reopened.height()).toBe(2);
+    expect(await reopened.getBlockBytes(2)).toBeUndefined();
+    for (const b of chain.blocks.slice(2)) await reopened.commitBlock(b);
+    expect(toHex(await reopened.stateHash())).toBe(expected);
+    await reopened.close();
+    expect(await verifyLedger(dataDir, net.channelId)).toMatchObject({ ok: true, height: chain.blocks.length });
   });
 });
 
@@ -291,8 +318,8 @@ describe('verifyLedger', () => {
       [1, 0.9],
     ] as const) {
       const copy = await tempDir();
-      const src = await openLevelKV(channelLedgerPath(dataDir, net.channelId));
-      const dst = await openLevelKV(channelLedgerPath(copy, net.channelId));
+      const src = await openLedgerKV(channelLedgerPath(dataDir, net.channelId));
+      const dst = await openLedgerKV(channelLedgerPath(copy, net.channelId));
       const b = dst.batch();
       for await (const [k, v] of src.iterate()) b.put(k, v);
       await b.write();
@@ -316,7 +343,7 @@ describe('verifyLedger', () => {
     const ledger = await openChannelLedger({ dataDir, channelId: net.channelId });
     for (const b of chain.blocks) await ledger.commitBlock(b);
     await ledger.close();
-    const kv = await openLevelKV(channelLedgerPath(dataDir, net.channelId));
+    const kv = await openLedgerKV(channelLedgerPath(dataDir, net.channelId));
     await kv
       .sublevel('blocks')
       .batch()

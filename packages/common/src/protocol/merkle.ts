@@ -5,15 +5,15 @@
  * and by the peer's ledger accumulator. The hash function is injected so the peer uses node:crypto
  * and browsers use @noble/hashes; this file stays pure.
  */
-import { type Bytes, bytesEqual, concatBytes } from '../encoding.js';
+import { type Bytes, bytesEqual, hashConcat } from '../encoding.js';
 
 export type HashFn = (data: Bytes) => Bytes;
 
 const LEAF = Uint8Array.of(0);
 const NODE = Uint8Array.of(1);
 
-export const merkleLeafHash = (h: HashFn, data: Bytes): Bytes => h(concatBytes(LEAF, data));
-export const merkleNodeHash = (h: HashFn, l: Bytes, r: Bytes): Bytes => h(concatBytes(NODE, l, r));
+export const merkleLeafHash = (h: HashFn, data: Bytes): Bytes => hashConcat(h, LEAF, data);
+export const merkleNodeHash = (h: HashFn, l: Bytes, r: Bytes): Bytes => hashConcat(h, NODE, l, r);
 
 function largestPowerOfTwoBelow(n: number): number {
   let k = 1;

@@ -5,7 +5,7 @@
  * @noble/hashes' SHA-256 and node callers pass node:crypto's for speed.
  */
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { type Bytes, concatBytes, toHex, utf8 } from '../encoding.js';
+import { type Bytes, concatBytes, hashConcat, toHex, utf8 } from '../encoding.js';
 import { merkleRoot, type HashFn } from './merkle.js';
 import {
   type Block,
@@ -30,12 +30,12 @@ export const defaultHash: HashFn = (b) => nobleSha256(b);
 
 /** txId = hex(sha256(nonce ‖ creator)), where creator is the encoded SerializedIdentity. */
 export function computeTxId(nonce: Bytes, creator: Bytes, hash: HashFn = defaultHash): string {
-  return toHex(hash(concatBytes(nonce, creator)));
+  return toHex(hashConcat(hash, nonce, creator));
 }
 
 /** Binds endorsements to one proposal: sha256(Proposal.header ‖ ChaincodeProposalPayload.input). */
 export function computeProposalHash(headerBytes: Bytes, inputBytes: Bytes, hash: HashFn = defaultHash): Bytes {
-  return hash(concatBytes(headerBytes, inputBytes));
+  return hashConcat(hash, headerBytes, inputBytes);
 }
 
 /** What an endorser signs: ProposalResponse.payload ‖ Endorsement.endorser. */

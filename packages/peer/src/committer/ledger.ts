@@ -54,8 +54,7 @@ import { envelopeTxId, type TxLocation } from '../ledger/block-store.js';
 import type { HistoryWrite, KeyModification } from '../ledger/history.js';
 import { readU64, tagged, u64 } from '../ledger/keys.js';
 import type { KV, WriteBatch } from '../ledger/kv.js';
-import { openLedgerStores, type LedgerStores } from '../ledger/ledger-stores.js';
-import { openLevelKV } from '../ledger/level-kv.js';
+import { openLedgerKV, openLedgerStores, type LedgerStores } from '../ledger/ledger-stores.js';
 import { stateCacheKey } from '../ledger/state-db.js';
 import type { VersionedValue } from '../ledger/state-reader.js';
 import { createEndorsementPolicySource } from '../validation/policies.js';
@@ -908,7 +907,7 @@ export async function openChannelLedgerOnKv(kv: KV, opts: ChannelLedgerOptions):
 export async function openChannelLedger(opts: ChannelLedgerOptions): Promise<ChannelLedger> {
   const path = channelLedgerPath(opts.dataDir, opts.channelId);
   await mkdir(path, { recursive: true });
-  const kv = await openLevelKV(path);
+  const kv = await openLedgerKV(path);
   try {
     return await openChannelLedgerOnKv(kv, opts);
   } catch (e) {

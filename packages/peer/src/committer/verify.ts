@@ -33,8 +33,7 @@ import {
 } from '@loom/common';
 import { createMemoryAccumulatorStore, LedgerAccumulator } from '../ledger/accumulator.js';
 import type { KV } from '../ledger/kv.js';
-import { openLedgerStores } from '../ledger/ledger-stores.js';
-import { openLevelKV } from '../ledger/level-kv.js';
+import { openLedgerKV, openLedgerStores } from '../ledger/ledger-stores.js';
 import { createKvAccumulatorStore } from './accumulator-store.js';
 import { checkBlockContinues, checkOrdererSignatures, readBlockHeader } from './block-checks.js';
 import { channelLedgerPath } from './ledger.js';
@@ -70,7 +69,7 @@ export async function verifyLedger(
 ): Promise<LedgerVerification> {
   let kv: KV;
   try {
-    kv = await openLevelKV(channelLedgerPath(dataDir, channelId));
+    kv = await openLedgerKV(channelLedgerPath(dataDir, channelId));
   } catch (e) {
     throw new LoomError(
       'LEDGER_UNAVAILABLE',

@@ -22,6 +22,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayDependencies, gatewayPlugin } from './gateway-plugin.js';
 import { createRemoteEndorser } from './remote-endorser.js';
+import { createSignatureVerifier } from '../validation/signature-verifier.js';
 
 let app: FastifyInstance;
 let client: HttpsClient;
@@ -87,6 +88,17 @@ function commitStatusRequest(timestamp: number, signer = org.client) {
   return { signed: { request: bytes, signature: sign(signer.privateKey, bytes) }, request };
 }
 
+/** A proposal by Org1's client for chaincode `cc` on channel `ch`, its nonce filled with `nonceByte`. */
+const clientProposal = (nonceByte: number) =>
+  buildProposal({
+    channelId: 'ch',
+    chaincodeName: 'cc',
+    args: ['f'],
+    creator: org.client.serialized,
+    nonce: new Uint8Array(24).fill(nonceByte),
+    timestamp: 1,
+  });
+
 describe('gateway plugin', () => {
   it('answers malformed bodies with a JSON error and a code, never a stack', async () => {
     const res = await post(gatewayRoutes.endorse.path, new Uint8Array([0xff, 0x00]));
@@ -99,14 +111,7 @@ describe('gateway plugin', () => {
   it('refuses an envelope whose signature is not its creator’s', async () => {
     const malformed = await post(gatewayRoutes.submit.path, new Uint8Array([0x80]));
     expect(malformed.status).toBe(400);
-    const p = buildProposal({
-      channelId: 'ch',
-      chaincodeName: 'cc',
-      args: ['f'],
-      creator: org.client.serialized,
-      nonce: new Uint8Array(24),
-      timestamp: 1,
-    });
+    const p = clientProposal(0);
     // Header says the client created it; the admin signed it.
     const payload = encodePayload({ header: p.headerBytes, data: new Uint8Array() });
     const forged = encodeEnvelope({ payload, signature: sign(org.admin.privateKey, payload) });
@@ -133,14 +138,7 @@ describe('gateway plugin', () => {
   });
 
   it('serves process-proposal to other peers through the same route declaration', async () => {
-    const p = buildProposal({
-      channelId: 'ch',
-      chaincodeName: 'cc',
-      args: ['f'],
-      creator: org.client.serialized,
-      nonce: new Uint8Array(24).fill(1),
-      timestamp: 1,
-    });
+    const p = clientProposal(1);
     const signedProposal = encodeSignedProposal({
       proposalBytes: p.proposalBytes,
       signature: sign(org.client.privateKey, p.proposalBytes),
@@ -170,5 +168,58 @@ describe('gateway plugin', () => {
       code: 'GATEWAY_NOT_SUPPORTED',
       httpStatus: 501,
     });
+  });
+});
+
+describe('gateway plugin with the peer’s signature pool', () => {
+  it('checks a submitted envelope through the pool, so the commit finds the creator’s signature cached', async () => {
+    const tlsCa = await createTestTlsCa('Org1MSP');
+    const tls = await tlsCa.issue({ cn: 'peer0.org1.example.com' });
+    const pool = createSignatureVerifier({ poolSize: 0 });
+    const broadcasts: Bytes[] = [];
+    const pooled = Fastify({
+      https: { key: tls.keyPem, cert: tls.certPem },
+      logger: false,
+    }) as unknown as FastifyInstance;
+    await pooled.register(gatewayPlugin, {
+      dependencies: {
+        ...stubDependencies(),
+        broadcast: async (e: Bytes) => {
+          broadcasts.push(e);
+        },
+        signatureVerifier: pool,
+      },
+    });
+    await pooled.listen({ host: '127.0.0.1', port: 0 });
+    const address = pooled.server.address();
+    const base = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const https = createHttpsClient({ ca: tlsCa.certPem, timeoutMs: 10_000 });
+    try {
+      const submit = (body: Uint8Array) =>
+        https.request({
+          method: 'POST',
+          url: `${base}${gatewayRoutes.submit.path}`,
+          headers: { 'content-type': GATEWAY_CONTENT_TYPE },
+          body,
+        });
+      const p = clientProposal(7);
+      const payload = encodePayload({ header: p.headerBytes, data: new Uint8Array() });
+      const forged = await submit(encodeEnvelope({ payload, signature: sign(org.admin.privateKey, payload) }));
+      expect(forged.status).toBe(401);
+      expect(JSON.parse(forged.body.toString())).toMatchObject({ code: 'GATEWAY_BAD_SIGNATURE' });
+      const signature = sign(org.client.privateKey, payload);
+      const ok = await submit(encodeEnvelope({ payload, signature }));
+      expect(ok.status).toBe(202); // accepted for ordering
+      expect(broadcasts).toHaveLength(1);
+      expect(pool.stats()).toMatchObject({ mainThreadVerified: 2, cacheHits: 0 });
+      // What the committer asks when the block holding it arrives: answered from the cache.
+      const certPem = new TextDecoder().decode(org.client.serialized.idBytes);
+      expect(await pool.verifyMany([{ certPem, message: payload, signature }])).toEqual([true]);
+      expect(pool.stats()).toMatchObject({ mainThreadVerified: 2, cacheHits: 1 });
+    } finally {
+      https.close();
+      await pooled.close();
+      await pool.close();
+    }
   });
 });

@@ -73,6 +73,8 @@ export interface DecodedBlockInfo {
 }
 
 const HEIGHT = tagged('h');
+/** Block bytes are stored under `'n' u64(blockNum)` (openLedgerStores may keep them in a store of their own). */
+export const BLOCK_BYTES_TAG = 'n';
 
 /** Reads the txId from an envelope; undefined when it is too malformed to have one. */
 export function envelopeTxId(envelopeBytes: Uint8Array): string | undefined {
@@ -153,7 +155,7 @@ class LevelBlockStore implements BlockStore {
   }
 
   getBlockBytes(blockNum: number): Promise<Uint8Array | undefined> {
-    return this.#kv.get(tagged('n', u64(blockNum)));
+    return this.#kv.get(tagged(BLOCK_BYTES_TAG, u64(blockNum)));
   }
 
   getValidationCodes(blockNum: number): Promise<Uint8Array | undefined> {
@@ -197,7 +199,11 @@ class LevelBlockStore implements BlockStore {
 
   async *iterateBlocks(from = 0): AsyncIterable<StoredBlock> {
     const codesKv = this.#kv;
-    for await (const [k, bytes] of this.#kv.iterate({ gte: tagged('n', u64(from)), lt: tagged('o') })) {
+    // Bounded by the height: bytes of a block whose commit a crash cut short may be stored beyond it
+    // (the ledger writes a block's bytes before the batch that indexes it; see ledger-stores.ts).
+    const height = await this.height();
+    if (from >= height) return;
+    for await (const [k, bytes] of this.#kv.iterate({ gte: tagged('n', u64(from)), lt: tagged('n', u64(height)) })) {
       const number = readU64(k, 1);
       const validationCodes = (await codesKv.get(tagged('c', u64(number)))) ?? new Uint8Array(0);
       yield { number, bytes, validationCodes };

@@ -164,3 +164,133 @@ export function withinBounds(key: Uint8Array, o: IterateOptions): boolean {
   if (o.lte !== undefined && compareBytes(key, o.lte) > 0) return false;
   return true;
 }
+
+function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Which of the two stores of a split backend a range can touch. */
+function rangeTouches(o: IterateOptions, prefix: Uint8Array, upper: Uint8Array | undefined) {
+  const lower = o.gt ?? o.gte;
+  const top = o.lt ?? o.lte;
+  // The range's part below the prefix, or at/above its upper bound, lies in the main store.
+  const belowPrefix = lower === undefined || compareBytes(lower, prefix) < 0;
+  const abovePrefix =
+    upper !== undefined &&
+    (top === undefined || compareBytes(top, upper) > 0 || (o.lt === undefined && compareBytes(top, upper) === 0));
+  // The range misses [prefix, upper) entirely when it ends before prefix or starts at/after upper.
+  const endsBefore =
+    top !== undefined && (o.lt !== undefined ? compareBytes(top, prefix) <= 0 : compareBytes(top, prefix) < 0);
+  const startsAfter = upper !== undefined && lower !== undefined && compareBytes(lower, upper) >= 0;
+  const side = !endsBefore && !startsAfter;
+  return { main: belowPrefix || abovePrefix || !side, side };
+}
+
+async function* mergeSorted(
+  a: AsyncIterable<[Uint8Array, Uint8Array]>,
+  b: AsyncIterable<[Uint8Array, Uint8Array]>,
+  reverse: boolean,
+  limit: number | undefined,
+): AsyncIterable<[Uint8Array, Uint8Array]> {
+  const ia = a[Symbol.asyncIterator]();
+  const ib = b[Symbol.asyncIterator]();
+  let na = await ia.next();
+  let nb = await ib.next();
+  let left = limit ?? Number.POSITIVE_INFINITY;
+  try {
+    while (left > 0 && !(na.done && nb.done)) {
+      let takeA: boolean;
+      if (na.done) takeA = false;
+      else if (nb.done) takeA = true;
+      else {
+        const c = compareBytes(na.value[0], nb.value[0]);
+        takeA = reverse ? c >= 0 : c <= 0;
+      }
+      if (takeA) {
+        yield na.value as [Uint8Array, Uint8Array];
+        na = await ia.next();
+      } else {
+        yield nb.value as [Uint8Array, Uint8Array];
+        nb = await ib.next();
+      }
+      left--;
+    }
+  } finally {
+    if (!na.done) await ia.return?.();
+    if (!nb.done) await ib.return?.();
+  }
+}
+
+/**
+ * One backend over two stores: keys starting with `prefix` live in `side`, all others in `main`.
+ * The channel ledger keeps its block bytes this way (ledger.ts): their keys only ever grow and their
+ * values are large, so in a store of their own LevelDB moves their files down its levels without
+ * rewriting them, instead of recompacting megabytes per block together with random small keys.
+ *
+ * A batch writes its `side` operations first and then the others: each part is atomic, the whole
+ * is not. A crash in between leaves side entries nothing in `main` refers to yet, which the ledger
+ * is built to tolerate (its height lives in `main`; a block's bytes are rewritten when it commits).
+ * `legacyInMain`: `main` may still hold keys under `prefix` written before the split; reads and
+ * iteration then look in both (`side` first).
+ */
+export function splitBackend(
+  main: KVBackend,
+  side: KVBackend,
+  prefix: Uint8Array,
+  options: { legacyInMain?: boolean } = {},
+): KVBackend {
+  const upper = prefixUpperBound(prefix);
+  const legacy = options.legacyInMain === true;
+  return {
+    async get(key) {
+      if (!hasPrefix(key, prefix)) return main.get(key);
+      const v = await side.get(key);
+      return v === undefined && legacy ? main.get(key) : v;
+    },
+    async getMany(keys) {
+      const sideAt: number[] = [];
+      const mainAt: number[] = [];
+      for (let i = 0; i < keys.length; i++) (hasPrefix(keys[i]!, prefix) ? sideAt : mainAt).push(i);
+      if (sideAt.length === 0) return main.getMany(keys);
+      const out = new Array<Uint8Array | undefined>(keys.length);
+      const [m, s] = await Promise.all([
+        mainAt.length === 0 ? [] : main.getMany(mainAt.map((i) => keys[i]!)),
+        side.getMany(sideAt.map((i) => keys[i]!)),
+      ]);
+      mainAt.forEach((i, j) => {
+        out[i] = m[j];
+      });
+      const missing: number[] = [];
+      sideAt.forEach((i, j) => {
+        out[i] = s[j];
+        if (s[j] === undefined) missing.push(i);
+      });
+      if (legacy && missing.length > 0) {
+        const old = await main.getMany(missing.map((i) => keys[i]!));
+        missing.forEach((i, j) => {
+          out[i] = old[j];
+        });
+      }
+      return out;
+    },
+    iterate(o) {
+      const touches = rangeTouches(o, prefix, upper);
+      if (!touches.side) return main.iterate(o);
+      if (!touches.main && !legacy) return side.iterate(o);
+      const { limit, ...unlimited } = o;
+      return mergeSorted(main.iterate(unlimited), side.iterate(unlimited), o.reverse === true, limit);
+    },
+    async write(ops) {
+      const sideOps: BatchOp[] = [];
+      const mainOps: BatchOp[] = [];
+      for (const op of ops) (hasPrefix(op.key, prefix) ? sideOps : mainOps).push(op);
+      if (sideOps.length > 0) await side.write(sideOps);
+      if (mainOps.length > 0) await main.write(mainOps);
+    },
+    async close() {
+      await Promise.all([main.close(), side.close()]);
+    },
+  };
+}

@@ -1,6 +1,8 @@
 /** The KV interface on `level` (LevelDB on disk). The only module of the ledger that imports level. */
 import { Level } from 'level';
-import { type BatchOp, type IterateOptions, type KV, type KVBackend, kvFromBackend } from './kv.js';
+import { join } from 'node:path';
+import { type BatchOp, type IterateOptions, type KV, type KVBackend, kvFromBackend, splitBackend } from './kv.js';
+import { prefixUpperBound } from './keys.js';
 
 class LevelBackend implements KVBackend {
   readonly #db: Level<Uint8Array, Uint8Array>;
@@ -32,9 +34,36 @@ class LevelBackend implements KVBackend {
   }
 }
 
-/** Opens (creating if missing) a level database at `path`. */
-export async function openLevelKV(path: string): Promise<KV> {
+export interface LevelKVOptions {
+  /**
+   * Keys starting with `prefix` go to a second level database in the subdirectory `dir` of `path`
+   * (`splitBackend` in kv.ts): for entries whose keys only grow and whose values are large.
+   */
+  readonly split?: { readonly prefix: Uint8Array; readonly dir: string };
+}
+
+async function openLevel(path: string): Promise<Level<Uint8Array, Uint8Array>> {
   const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
   await db.open();
-  return kvFromBackend(new LevelBackend(db));
+  return db;
+}
+
+/** Opens (creating if missing) a level database at `path`. */
+export async function openLevelKV(path: string, options: LevelKVOptions = {}): Promise<KV> {
+  const db = await openLevel(path);
+  if (!options.split) return kvFromBackend(new LevelBackend(db));
+  const { prefix, dir } = options.split;
+  let side: Level<Uint8Array, Uint8Array>;
+  try {
+    side = await openLevel(join(path, dir));
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  // Written before the split existed: such keys are still read from the main database.
+  const upper = prefixUpperBound(prefix);
+  const legacy = await db.keys({ gte: prefix, ...(upper ? { lt: upper } : {}), limit: 1 }).all();
+  return kvFromBackend(
+    splitBackend(new LevelBackend(db), new LevelBackend(side), prefix, { legacyInMain: legacy.length > 0 }),
+  );
 }

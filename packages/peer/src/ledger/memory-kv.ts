@@ -86,3 +86,8 @@ class MemoryBackend implements KVBackend {
 export function createMemoryKV(): KV {
   return kvFromBackend(new MemoryBackend());
 }
+
+/** A fresh, empty in-memory backend (absolute keys), e.g. to compose with `splitBackend`. */
+export function createMemoryBackend(): KVBackend {
+  return new MemoryBackend();
+}

@@ -543,7 +543,12 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     installLoomErrorHandling(root);
     // The gateway and the peer's own routes each parse octet-stream bodies in their own scope.
     void root.register(async (scope) => {
-      await registerGateway(scope, { dependencies: services.gateway, bodyLimit: 128 * 1024 * 1024 });
+      // Submitted envelopes are checked by the pool the ledgers verify blocks with: the commit then
+      // finds each locally submitted transaction's creator signature in its cache.
+      await registerGateway(scope, {
+        dependencies: { ...services.gateway, signatureVerifier: verifier },
+        bodyLimit: 128 * 1024 * 1024,
+      });
     });
     void root.register(async (api) => {
       peerApi(api);

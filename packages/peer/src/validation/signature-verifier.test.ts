@@ -88,6 +88,56 @@ describe('signature verifier', () => {
     expect(v.stats().cacheHits).toBe(0);
   });
 
+  it('in one batch, the same signature over another message or by another signer is verified on its own', async () => {
+    const k = keys[0]!;
+    const message = new Uint8Array(randomBytes(64));
+    const signature = sign(k.privateKey, message);
+    const publicKeyDer = publicKeyToDer(k.publicKey);
+    const other = message.slice();
+    other[3]! ^= 1;
+    const otherKey = publicKeyToDer(keys[1]!.publicKey);
+    for (const v of [
+      createSignatureVerifier({ poolSize: 0 }),
+      createSignatureVerifier({ poolSize: 1, minWorkerBatch: 1 }),
+    ]) {
+      pools.push(v);
+      const batch = [
+        { publicKeyDer, message, signature },
+        { publicKeyDer, message: other, signature },
+        { publicKeyDer: otherKey, message, signature },
+        { publicKeyDer, message: message.slice(), signature: signature.slice() },
+      ];
+      expect(await v.verifyMany(batch)).toEqual([true, false, false, true]);
+      expect(v.stats().cacheHits).toBe(1);
+      // Cached afterwards by signer + signature + message digest: a forged message is still refused.
+      expect(await v.verifyMany([batch[1]!, batch[0]!])).toEqual([false, true]);
+    }
+  });
+
+  it('verifies a message given in two parts (message ‖ messageTail) like the whole, on both paths', async () => {
+    const k = keys[0]!;
+    const head = new Uint8Array(randomBytes(300));
+    const tail = new Uint8Array(randomBytes(90));
+    const whole = new Uint8Array([...head, ...tail]);
+    const signature = sign(k.privateKey, whole);
+    const publicKeyDer = publicKeyToDer(k.publicKey);
+    const badTail = tail.slice();
+    badTail[0]! ^= 1;
+    for (const v of [
+      createSignatureVerifier({ poolSize: 0 }),
+      createSignatureVerifier({ poolSize: 1, minWorkerBatch: 1 }),
+    ]) {
+      pools.push(v);
+      expect(await v.verifyMany([{ publicKeyDer, message: head, messageTail: tail, signature }])).toEqual([true]);
+      // The whole message signed the same way is the same (signer, signature, digest): a cache hit.
+      const before = v.stats().cacheHits;
+      expect(await v.verifyMany([{ publicKeyDer, message: whole, signature }])).toEqual([true]);
+      expect(v.stats().cacheHits - before).toBe(1);
+      expect(await v.verifyMany([{ publicKeyDer, message: head, messageTail: badTail, signature }])).toEqual([false]);
+      expect(v.stats().cacheHits - before).toBe(1);
+    }
+  });
+
   it('rejects the high-S twin of a valid signature on both paths, though OpenSSL accepts it', async () => {
     const k = keys[0]!;
     const message = new Uint8Array(randomBytes(32));

@@ -15,6 +15,7 @@
 import { createPublicKey, type KeyObject, hash as nodeHash, verify as nodeVerify } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { concatBytes, hashConcat } from '@loom/common';
 import { isStrictLowSDer } from '@loom/common/crypto/signature-der';
 
 export interface SignatureVerificationItem {
@@ -23,7 +24,12 @@ export interface SignatureVerificationItem {
   /** SubjectPublicKeyInfo DER of the signer's key. */
   readonly publicKeyDer?: Uint8Array;
   readonly message: Uint8Array;
-  /** DER ECDSA signature over SHA-256(message). */
+  /**
+   * When set, the signed bytes are `message ‖ messageTail` (an endorsement: response payload ‖
+   * endorser), so callers need not build the concatenation.
+   */
+  readonly messageTail?: Uint8Array;
+  /** DER ECDSA signature over SHA-256(message ‖ messageTail). */
   readonly signature: Uint8Array;
 }
 
@@ -68,7 +74,7 @@ export interface SignatureVerifierOptions {
 // per item [key slot, message offset, message length, signature offset, signature length].
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
+const { createPublicKey, verify, hash } = require('node:crypto');
 const keys = new Map();
 function keyOf(k) {
   let key = keys.get(k.id);
@@ -86,11 +92,13 @@ parentPort.on('message', (msg) => {
   const n = ix.length / 5;
   const data = Buffer.from(msg.data);
   const chunkKeys = msg.keys.map(keyOf);
-  const results = new Uint8Array(n);
+  // Per item: 1 byte verified or not, then the message's SHA-256 (the main thread's result cache).
+  const results = new Uint8Array(n * 33);
   for (let i = 0; i < n; i++) {
+    const m = data.subarray(ix[i * 5 + 1], ix[i * 5 + 1] + ix[i * 5 + 2]);
+    results.set(hash('sha256', m, 'buffer'), n + i * 32);
     const key = chunkKeys[ix[i * 5]];
     if (key === null || key === undefined) continue;
-    const m = data.subarray(ix[i * 5 + 1], ix[i * 5 + 1] + ix[i * 5 + 2]);
     const s = data.subarray(ix[i * 5 + 3], ix[i * 5 + 3] + ix[i * 5 + 4]);
     try { results[i] = verify('sha256', m, key, s) ? 1 : 0; } catch { results[i] = 0; }
   }
@@ -107,31 +115,45 @@ interface KeyRef {
   readonly pem?: string;
   readonly der?: Uint8Array;
 }
+interface Answer {
+  readonly ok: boolean;
+  /** SHA-256 of the message. */
+  readonly digest: Uint8Array;
+}
 interface WireItem {
   readonly key: KeyRef;
   readonly message: Uint8Array;
+  readonly tail: Uint8Array | undefined;
   readonly signature: Uint8Array;
 }
 
-class LruCache<V> {
-  readonly #map = new Map<string, V>();
-  constructor(readonly limit: number) {}
+/**
+ * A bounded cache in two generations: entries go into the young map; when it holds half the limit
+ * it becomes the old one and the previous old one is dropped. A hit in the old generation moves the
+ * entry back to the young one. Close to LRU, at one Map operation per set (an exact LRU deletes and
+ * re-inserts on every access, which at thousands of signatures per block showed in profiles).
+ */
+class GenerationalCache<V> {
+  #young = new Map<string, V>();
+  #old = new Map<string, V>();
+  readonly #half: number;
+  constructor(readonly limit: number) {
+    this.#half = Math.max(1, Math.floor(limit / 2));
+  }
   get(k: string): V | undefined {
-    const v = this.#map.get(k);
-    if (v !== undefined) {
-      this.#map.delete(k);
-      this.#map.set(k, v);
-    }
-    return v;
+    const v = this.#young.get(k);
+    if (v !== undefined) return v;
+    const o = this.#old.get(k);
+    if (o !== undefined) this.set(k, o);
+    return o;
   }
   set(k: string, v: V): void {
     if (this.limit <= 0) return;
-    this.#map.delete(k);
-    if (this.#map.size >= this.limit) {
-      const oldest = this.#map.keys().next();
-      if (!oldest.done) this.#map.delete(oldest.value);
+    if (this.#young.size >= this.#half) {
+      this.#old = this.#young;
+      this.#young = new Map();
     }
-    this.#map.set(k, v);
+    this.#young.set(k, v);
   }
 }
 
@@ -148,13 +170,35 @@ function makeKeyRef(pem: string | undefined, der: Uint8Array | undefined): KeyRe
 }
 
 /**
- * One entry per (signer, signature, message): the key reference's id (never reused for other key
- * material), the signature itself (strict DER, checked before this, so self-delimiting) and the
- * message's SHA-256 — one one-shot hash per item, no hash object.
+ * The result cache is keyed by the signature alone (its bytes as a latin1 string, ~72 characters)
+ * and each entry says for which signer and message digest it holds: a lookup that misses (nearly
+ * every signature of a new block) costs one short string, not a hash of the message. The digest is
+ * computed by the worker that verifies, and on this thread only when an entry is found.
  */
-function resultCacheKey(key: KeyRef, item: SignatureVerificationItem): string {
-  const sig = Buffer.from(item.signature.buffer, item.signature.byteOffset, item.signature.byteLength);
-  return `${key.id}:${sig.toString('latin1')}${nodeHash('sha256', item.message, 'base64')}`;
+interface CachedResult {
+  /** The key reference's id (never reused for other key material). */
+  readonly keyId: number;
+  /** SHA-256 of the message. */
+  readonly digest: Uint8Array;
+  readonly ok: boolean;
+}
+
+function signatureKey(signature: Uint8Array): string {
+  return Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('latin1');
+}
+
+const sha256Buffer = (data: Uint8Array): Uint8Array => nodeHash('sha256', data, 'buffer');
+
+function digestOf(message: Uint8Array, tail: Uint8Array | undefined): Uint8Array {
+  return tail === undefined || tail.length === 0 ? sha256Buffer(message) : hashConcat(sha256Buffer, message, tail);
+}
+
+function signedBytes(w: WireItem): Uint8Array {
+  return w.tail === undefined || w.tail.length === 0 ? w.message : concatBytes(w.message, w.tail);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 /** Strict DER and low-S, Loom's encoding rule; false means invalid without doing the math. */
@@ -166,10 +210,10 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
   readonly #poolSize: number;
   readonly #minWorkerBatch: number;
   readonly #minChunk: number;
-  readonly #results: LruCache<boolean>;
-  readonly #keys = new LruCache<KeyObject | null>(4096);
+  readonly #results: GenerationalCache<CachedResult>;
+  readonly #keys = new GenerationalCache<KeyObject | null>(4096);
   /** Key references by certificate PEM or base64 SPKI: computed once per signer, not per signature. */
-  readonly #keyRefs = new LruCache<KeyRef>(4096);
+  readonly #keyRefs = new GenerationalCache<KeyRef>(4096);
   #workers: PoolWorker[] = [];
   #closed = false;
   #nextId = 0;
@@ -180,7 +224,7 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
     this.#poolSize = Math.max(0, options.poolSize ?? availableParallelism());
     this.#minWorkerBatch = Math.max(1, options.minWorkerBatch ?? 16);
     this.#minChunk = Math.max(1, options.minChunk ?? 8);
-    this.#results = new LruCache(options.cacheSize ?? 100_000);
+    this.#results = new GenerationalCache(options.cacheSize ?? 100_000);
   }
 
   stats(): SignatureVerifierStats {
@@ -194,38 +238,47 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
     const workKeys: string[] = [];
     const slots: number[][] = [];
     const inBatch = new Map<string, number>();
-    items.forEach((item, i) => {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       const key = this.#keyRefOf(item);
-      if (!key || !(item.message instanceof Uint8Array) || !(item.signature instanceof Uint8Array)) return;
+      if (!key || !(item.message instanceof Uint8Array) || !(item.signature instanceof Uint8Array)) continue;
+      const tail = item.messageTail;
+      if (tail !== undefined && !(tail instanceof Uint8Array)) continue;
       if (!encodingAcceptable(item.signature)) {
         this.#stats.rejectedEncoding++;
-        return;
+        continue;
       }
-      const ck = resultCacheKey(key, item);
-      const cached = this.#results.get(ck);
-      if (cached !== undefined) {
+      const sk = signatureKey(item.signature);
+      const cached = this.#results.get(sk);
+      if (cached !== undefined && cached.keyId === key.id && sameBytes(cached.digest, digestOf(item.message, tail))) {
         this.#stats.cacheHits++;
-        out[i] = cached;
-        return;
+        out[i] = cached.ok;
+        continue;
       }
-      const w = inBatch.get(ck);
-      if (w !== undefined) {
+      const w = inBatch.get(sk);
+      if (
+        w !== undefined &&
+        work[w]!.key.id === key.id &&
+        sameBytes(signedBytes(work[w]!), tail === undefined ? item.message : concatBytes(item.message, tail))
+      ) {
         this.#stats.cacheHits++;
         slots[w]!.push(i);
-        return;
+        continue;
       }
-      inBatch.set(ck, work.length);
-      work.push({ key, message: item.message, signature: item.signature });
-      workKeys.push(ck);
+      // The same signature over another message or by another signer: verified on its own.
+      if (w === undefined) inBatch.set(sk, work.length);
+      work.push({ key, message: item.message, tail, signature: item.signature });
+      workKeys.push(sk);
       slots.push([i]);
-    });
+    }
     if (work.length === 0) return out;
 
     const answers = await this.#verifyWork(work);
-    answers.forEach((ok, w) => {
-      this.#results.set(workKeys[w]!, ok);
+    for (let w = 0; w < answers.length; w++) {
+      const { ok, digest } = answers[w]!;
+      this.#results.set(workKeys[w]!, { keyId: work[w]!.key.id, digest, ok });
       for (const i of slots[w]!) out[i] = ok;
-    });
+    }
     return out;
   }
 
@@ -252,18 +305,23 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
     await Promise.all(workers.map((w) => w.worker.terminate()));
   }
 
-  async #verifyWork(work: WireItem[]): Promise<boolean[]> {
+  async #verifyWork(work: WireItem[]): Promise<Answer[]> {
     if (this.#closed || this.#poolSize === 0 || work.length < this.#minWorkerBatch) return this.#verifyHere(work);
     const chunks = Math.min(this.#poolSize, Math.ceil(work.length / this.#minChunk));
     const size = Math.ceil(work.length / chunks);
-    const parts: Promise<boolean[]>[] = [];
+    const parts: Promise<Answer[]>[] = [];
     for (let start = 0; start < work.length; start += size) {
       const chunk = work.slice(start, start + size);
       parts.push(
         this.#send(chunk).then(
           (r) => {
             this.#stats.workerVerified += chunk.length;
-            return Array.from(r, (x) => x === 1);
+            const n = chunk.length;
+            const answers = new Array<Answer>(n);
+            for (let i = 0; i < n; i++) {
+              answers[i] = { ok: r[i] === 1, digest: r.subarray(n + i * 32, n + (i + 1) * 32) };
+            }
+            return answers;
           },
           // A worker that died or could not start: the answer must not depend on it.
           () => this.#verifyHere(chunk),
@@ -273,15 +331,16 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
     return (await Promise.all(parts)).flat();
   }
 
-  #verifyHere(work: WireItem[]): boolean[] {
+  #verifyHere(work: WireItem[]): Answer[] {
     this.#stats.mainThreadVerified += work.length;
     return work.map((w) => {
+      const digest = digestOf(w.message, w.tail);
       const key = this.#keyObject(w.key);
-      if (key === null) return false;
+      if (key === null) return { ok: false, digest };
       try {
-        return nodeVerify('sha256', w.message, key, w.signature);
+        return { ok: nodeVerify('sha256', signedBytes(w), key, w.signature), digest };
       } catch {
-        return false;
+        return { ok: false, digest };
       }
     });
   }
@@ -315,8 +374,10 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
       const slots = new Map<number, number>();
       const keys: { id: number; pem?: string; der?: Uint8Array }[] = [];
       let size = 0;
-      for (const w of chunk) size += w.message.length + w.signature.length;
-      const data = new Uint8Array(size);
+      for (const w of chunk) size += w.message.length + (w.tail?.length ?? 0) + w.signature.length;
+      // Not zero-filled (every byte is written below) and never from Buffer's shared pool, so its
+      // ArrayBuffer is this buffer alone and can be moved to the worker.
+      const data = Buffer.allocUnsafeSlow(size);
       const index = new Uint32Array(chunk.length * 5);
       let at = 0;
       chunk.forEach((w, i) => {
@@ -328,9 +389,13 @@ class NodeSignatureVerifier implements SignatureVerifierPool {
         }
         index[i * 5] = slot;
         index[i * 5 + 1] = at;
-        index[i * 5 + 2] = w.message.length;
+        index[i * 5 + 2] = w.message.length + (w.tail?.length ?? 0);
         data.set(w.message, at);
         at += w.message.length;
+        if (w.tail !== undefined) {
+          data.set(w.tail, at);
+          at += w.tail.length;
+        }
         index[i * 5 + 3] = at;
         index[i * 5 + 4] = w.signature.length;
         data.set(w.signature, at);

@@ -173,10 +173,17 @@ class SignatureResults {
   /** Chunks [0, #settled) are known answered: `ready` does not wait on them again. */
   #settled = 0;
 
-  /** Resolves once signatures [0, index] are answered (rejects if their verification failed). */
-  async ready(index: number): Promise<void> {
+  /**
+   * Resolves once signatures [0, index] are answered (rejects if their verification failed);
+   * undefined when they are known answered already (no await needed).
+   */
+  ready(index: number): Promise<void> | undefined {
     // Chunk k holds signatures [chunks[k - 1].end, chunks[k].end).
-    if (this.#settled > 0 && this.#chunks[this.#settled - 1]!.end > index) return;
+    if (this.#settled > 0 && this.#chunks[this.#settled - 1]!.end > index) return undefined;
+    return this.#waitFor(index);
+  }
+
+  async #waitFor(index: number): Promise<void> {
     for (let k = this.#settled; k < this.#chunks.length; k++) {
       const c = this.#chunks[k]!;
       await c.done;
@@ -186,21 +193,50 @@ class SignatureResults {
   }
 }
 
+/** FNV-1a over the length and the last 64 bytes: a cheap map key, always confirmed by a full compare. */
+function tailHash(b: Bytes): number {
+  let h = (0x811c9dc5 ^ b.length) >>> 0;
+  for (let i = Math.max(0, b.length - 64); i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193) >>> 0;
+  return h;
+}
+
 /** Starts pass 1 of `block` (see `PreparedBlock`). Never rejects for a bad transaction. */
 export async function prepareBlock(block: Block, ctx: BlockPreparationContext): Promise<PreparedBlock> {
   const sigItems: SignatureVerificationItem[] = [];
-  const identities = new Map<string, Promise<ValidationIdentity>>();
-  const deserialize = (serialized: Bytes): Promise<ValidationIdentity> => {
-    const k = Buffer.from(serialized.buffer, serialized.byteOffset, serialized.byteLength).toString('latin1');
-    let p = identities.get(k);
-    if (!p) {
-      p = (async () => ctx.msp.deserialize(decodeSerializedIdentity(serialized)))();
-      identities.set(k, p);
+  // A block names few identities thousands of times: each is deserialized once. Looked up by a
+  // number hashed from the identity's last bytes (its certificate's signature) and confirmed by
+  // comparing all bytes; a string key copied from ~900 bytes per lookup showed in profiles.
+  // An MSP that deserializes synchronously gets its answer (or its error) remembered as is, so a
+  // transaction's identities cost no await.
+  type Known = { identity: ValidationIdentity | Promise<ValidationIdentity> } | { error: unknown };
+  const identities = new Map<number, { serialized: Bytes; known: Known }[]>();
+  const deserialize = (serialized: Bytes): ValidationIdentity | Promise<ValidationIdentity> => {
+    const k = tailHash(serialized);
+    let list = identities.get(k);
+    if (list === undefined) {
+      list = [];
+      identities.set(k, list);
     }
-    return p;
+    let known: Known | undefined;
+    for (const e of list) {
+      if (bytesEqual(e.serialized, serialized)) {
+        known = e.known;
+        break;
+      }
+    }
+    if (known === undefined) {
+      try {
+        known = { identity: ctx.msp.deserialize(decodeSerializedIdentity(serialized)) };
+      } catch (e) {
+        known = { error: e };
+      }
+      list.push({ serialized, known });
+    }
+    if ('error' in known) throw known.error;
+    return known.identity;
   };
-  const addSig = (identity: ValidationIdentity, message: Bytes, signature: Bytes): number => {
-    sigItems.push({ certPem: identity.certPem, publicKeyDer: identity.publicKeyDer, message, signature });
+  const addSig = (identity: ValidationIdentity, message: Bytes, signature: Bytes, messageTail?: Bytes): number => {
+    sigItems.push({ certPem: identity.certPem, publicKeyDer: identity.publicKeyDer, message, messageTail, signature });
     return sigItems.length - 1;
   };
   // Signatures go to the verifier in chunks while the rest of the block is still being decoded, so
@@ -268,7 +304,8 @@ export async function validateBlock(
       if (!tx.isConfig) {
         let last = tx.creatorSig ?? -1;
         for (const e of tx.endorsers) last = Math.max(last, e.sig);
-        if (last >= 0) await sigs.ready(last);
+        const waiting = last >= 0 ? sigs.ready(last) : undefined;
+        if (waiting) await waiting;
         await checkEndorserTransaction(tx, blockNum, ctx, committed, sigOk, seenTxIds, overlay, updates, history);
       }
     } catch (e) {
@@ -296,8 +333,8 @@ async function parseTransaction(
   envelopeBytes: Bytes,
   txNum: number,
   ctx: BlockPreparationContext,
-  deserialize: (serialized: Bytes) => Promise<ValidationIdentity>,
-  addSig: (identity: ValidationIdentity, message: Bytes, signature: Bytes) => number,
+  deserialize: (serialized: Bytes) => ValidationIdentity | Promise<ValidationIdentity>,
+  addSig: (identity: ValidationIdentity, message: Bytes, signature: Bytes, messageTail?: Bytes) => number,
 ): Promise<ParsedTx> {
   const tx: ParsedTx = {
     txNum,
@@ -360,7 +397,8 @@ async function parseTransaction(
   }
 
   try {
-    tx.creator = await deserialize(tx.creatorBytes);
+    const creator = deserialize(tx.creatorBytes);
+    tx.creator = creator instanceof Promise ? await creator : creator;
     tx.creatorSig = addSig(tx.creator, payloadBytes, signature);
   } catch (e) {
     tx.creatorError = errMessage(e);
@@ -413,8 +451,10 @@ async function parseTransaction(
     for (const e of etx.endorsements) {
       // An endorsement from an identity the channel does not accept simply does not count.
       try {
-        const identity = await deserialize(e.endorser);
-        const sig = addSig(identity, endorsementSignedBytes(etx.proposalResponsePayload, e.endorser), e.signature);
+        const d = deserialize(e.endorser);
+        const identity = d instanceof Promise ? await d : d;
+        // Signed bytes: endorsementSignedBytes(payload, endorser), passed as two parts (not concatenated).
+        const sig = addSig(identity, etx.proposalResponsePayload, e.signature, e.endorser);
         tx.endorsers.push({ identity, sig });
       } catch {
         // not counted
@@ -451,7 +491,8 @@ async function checkEndorserTransaction(
     throw new TxInvalid(TxValidationCode.DUPLICATE_TXID, 'txId appears earlier in this block');
   }
   seenTxIds.add(tx.txId);
-  if (await committed.isTxIdCommitted(tx.txId)) {
+  const committedTx = committed.isTxIdCommitted(tx.txId);
+  if (typeof committedTx === 'boolean' ? committedTx : await committedTx) {
     throw new TxInvalid(TxValidationCode.DUPLICATE_TXID, 'txId already committed');
   }
   if (tx.dataError) throw tx.dataError;
@@ -491,7 +532,8 @@ async function checkEndorserTransaction(
     }
     for (const m of ns.rwset.metadataWrites) {
       // Metadata of a key that does not exist is dropped, as in Fabric.
-      if ((await state.version(ns.namespace, m.key)) === undefined) continue;
+      const v = state.version(ns.namespace, m.key);
+      if ((v instanceof Promise ? await v : v) === undefined) continue;
       const u: StateUpdate = {
         namespace: ns.namespace,
         collection: undefined,
@@ -522,7 +564,8 @@ async function checkEndorserTransaction(
         state.apply(hns, u);
       }
       for (const m of c.hashedRwset.metadataWrites) {
-        if ((await state.version(hns, toHex(m.keyHash))) === undefined) continue;
+        const v = state.version(hns, toHex(m.keyHash));
+        if ((v instanceof Promise ? await v : v) === undefined) continue;
         const u: StateUpdate = {
           namespace: ns.namespace,
           collection: c.collectionName,
@@ -685,19 +728,23 @@ class CommittedState {
     }
   }
 
-  async version(ns: string, key: string): Promise<Version | undefined> {
+  // Answered synchronously from the prefetch when it has the answer, else by the reader (a promise).
+  version(ns: string, key: string): Version | undefined | Promise<Version | undefined> {
     const c = this.#keys.get(ns)?.get(key);
     if (c !== undefined) return c?.version;
     return this.#reader.getVersion(ns, key);
   }
 
-  async metadata(ns: string, key: string): Promise<ReadonlyMap<string, Bytes> | undefined> {
+  metadata(
+    ns: string,
+    key: string,
+  ): ReadonlyMap<string, Bytes> | undefined | Promise<ReadonlyMap<string, Bytes> | undefined> {
     const c = this.#keys.get(ns)?.get(key);
     if (c !== undefined) return c?.metadata;
     return this.#reader.getMetadata(ns, key);
   }
 
-  async isTxIdCommitted(txId: string): Promise<boolean> {
+  isTxIdCommitted(txId: string): boolean | Promise<boolean> {
     const c = this.#txIds.get(txId);
     return c ?? this.#reader.isTxIdCommitted(txId);
   }
@@ -737,13 +784,16 @@ class StateView {
     this.#overlay = overlay;
   }
 
-  async version(ns: string, key: string): Promise<Version | undefined> {
+  version(ns: string, key: string): Version | undefined | Promise<Version | undefined> {
     const o = this.#overlay.get(ns)?.get(key);
     if (o) return o.version ?? undefined;
     return this.#committed.version(ns, key);
   }
 
-  async metadata(ns: string, key: string): Promise<ReadonlyMap<string, Bytes> | undefined> {
+  metadata(
+    ns: string,
+    key: string,
+  ): ReadonlyMap<string, Bytes> | undefined | Promise<ReadonlyMap<string, Bytes> | undefined> {
     const o = this.#overlay.get(ns)?.get(key);
     if (o && o.metadata !== undefined) return o.metadata ?? undefined;
     if (o && o.version === null) return undefined;
@@ -798,7 +848,8 @@ class StateView {
 async function checkReads(rwset: TxReadWriteSet, state: StateView): Promise<void> {
   for (const ns of rwset.nsRwsets) {
     for (const r of ns.rwset.reads) {
-      const current = await state.version(ns.namespace, r.key);
+      const v = state.version(ns.namespace, r.key);
+      const current = v instanceof Promise ? await v : v;
       if (!versionsEqual(r.version, current)) {
         throw new TxInvalid(
           TxValidationCode.MVCC_READ_CONFLICT,
@@ -809,7 +860,8 @@ async function checkReads(rwset: TxReadWriteSet, state: StateView): Promise<void
     for (const c of ns.collectionHashedRwsets) {
       const hns = hashedNamespace(ns.namespace, c.collectionName);
       for (const r of c.hashedRwset.hashedReads) {
-        const current = await state.version(hns, toHex(r.keyHash));
+        const v = state.version(hns, toHex(r.keyHash));
+        const current = v instanceof Promise ? await v : v;
         if (!versionsEqual(r.version, current)) {
           throw new TxInvalid(
             TxValidationCode.MVCC_READ_CONFLICT,
@@ -867,8 +919,12 @@ async function checkEndorsementPolicies(
     return r;
   };
   const fail = (why: string) => new TxInvalid(TxValidationCode.ENDORSEMENT_POLICY_FAILURE, why);
-  const keyLevel = async (ns: string, key: string): Promise<EndorsementPolicy | undefined> => {
-    const vp = (await state.metadata(ns, key))?.get(VALIDATION_PARAMETER);
+  const keyLevelOf = (
+    meta: ReadonlyMap<string, Bytes> | undefined,
+    ns: string,
+    key: string,
+  ): EndorsementPolicy | undefined => {
+    const vp = meta?.get(VALIDATION_PARAMETER);
     if (vp === undefined) return undefined;
     try {
       return ctx.policies.keyLevelPolicy(vp);
@@ -877,31 +933,52 @@ async function checkEndorsementPolicies(
     }
   };
 
-  const namespaces = new Set(rwset.nsRwsets.map((n) => n.namespace));
-  if (tx.invokedChaincode !== undefined && !namespaces.has(tx.invokedChaincode)) {
+  const keyLevel = (
+    ns: string,
+    key: string,
+  ): EndorsementPolicy | undefined | Promise<EndorsementPolicy | undefined> => {
+    const m = state.metadata(ns, key);
+    return m instanceof Promise ? m.then((meta) => keyLevelOf(meta, ns, key)) : keyLevelOf(m, ns, key);
+  };
+
+  if (tx.invokedChaincode !== undefined && !rwset.nsRwsets.some((n) => n.namespace === tx.invokedChaincode)) {
     // Read nothing, wrote nothing: the invoked chaincode still endorsed the result.
-    const policy = await ctx.policies.chaincodePolicy(tx.invokedChaincode);
+    const p = ctx.policies.chaincodePolicy(tx.invokedChaincode);
+    const policy = p instanceof Promise ? await p : p;
     if (!policy)
       throw new TxInvalid(TxValidationCode.INVALID_CHAINCODE, `chaincode ${tx.invokedChaincode} not defined`);
     if (!holds(policy)) throw fail(`endorsement policy of ${tx.invokedChaincode} not satisfied`);
   }
   for (const ns of rwset.nsRwsets) {
-    const hashedWrites = ns.collectionHashedRwsets.filter(
-      (c) => c.hashedRwset.hashedWrites.length > 0 || c.hashedRwset.metadataWrites.length > 0,
-    );
+    const hashedWrites =
+      ns.collectionHashedRwsets.length === 0
+        ? ns.collectionHashedRwsets
+        : ns.collectionHashedRwsets.filter(
+            (c) => c.hashedRwset.hashedWrites.length > 0 || c.hashedRwset.metadataWrites.length > 0,
+          );
     const writes = ns.rwset.writes.length + ns.rwset.metadataWrites.length + hashedWrites.length;
     if (writes === 0 && ns.namespace !== tx.invokedChaincode) continue;
-    const ccPolicy = await ctx.policies.chaincodePolicy(ns.namespace);
+    const cp = ctx.policies.chaincodePolicy(ns.namespace);
+    const ccPolicy = cp instanceof Promise ? await cp : cp;
     if (!ccPolicy) throw new TxInvalid(TxValidationCode.INVALID_CHAINCODE, `chaincode ${ns.namespace} not defined`);
     let needChaincodePolicy = writes === 0;
-    const publicKeys = new Set([...ns.rwset.writes.map((w) => w.key), ...ns.rwset.metadataWrites.map((m) => m.key)]);
-    for (const key of publicKeys) {
+    // Each written key once (a key both written and given metadata counts once), in write order.
+    const keyCount = ns.rwset.writes.length + ns.rwset.metadataWrites.length;
+    const seen = keyCount > 1 ? new Set<string>() : undefined;
+    for (let i = 0; i < keyCount; i++) {
+      const key =
+        i < ns.rwset.writes.length ? ns.rwset.writes[i]!.key : ns.rwset.metadataWrites[i - ns.rwset.writes.length]!.key;
+      if (seen) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
       const rule = ctx.policies.keyRule?.(ns.namespace, key);
       if (rule) {
         if (!holds(rule.policy)) throw fail(`write of ${ns.namespace}/${key} ${rule.requirement}`);
         continue;
       }
-      const kp = await keyLevel(ns.namespace, key);
+      const k = keyLevel(ns.namespace, key);
+      const kp = k instanceof Promise ? await k : k;
       if (!kp) needChaincodePolicy = true;
       else if (!holds(kp)) throw fail(`key-level endorsement policy of ${ns.namespace}/${key} not satisfied`);
     }
@@ -913,7 +990,8 @@ async function checkEndorsementPolicies(
         ...c.hashedRwset.metadataWrites.map((m) => toHex(m.keyHash)),
       ]);
       for (const key of keys) {
-        const kp = await keyLevel(hns, key);
+        const k = keyLevel(hns, key);
+        const kp = k instanceof Promise ? await k : k;
         const p = kp ?? collPolicy;
         if (!p) needChaincodePolicy = true;
         else if (!holds(p)) {
