@@ -62,14 +62,14 @@ kvComplianceSuite('LevelKV split into two databases, prefix "a"', {
   async open() {
     const dir = await mkdtemp(join(tmpdir(), 'loom-kv-'));
     dirs.push(dir);
-    const kv = await openLevelKV(dir, { split: { prefix: te.encode('a'), dir: 'side' } });
+    const kv = await openLevelKV(dir, { split: { prefix: te.encode('a'), dir: 'side', sync: true } });
     paths.set(kv, dir);
     return kv;
   },
   async reopen(kv) {
     const dir = paths.get(kv)!;
     await kv.close();
-    const again = await openLevelKV(dir, { split: { prefix: te.encode('a'), dir: 'side' } });
+    const again = await openLevelKV(dir, { split: { prefix: te.encode('a'), dir: 'side', sync: true } });
     paths.set(again, dir);
     return again;
   },

@@ -42,9 +42,14 @@ export const BLOCK_BYTES_PREFIX = concatBytes(
   new Uint8Array([0, BLOCK_BYTES_TAG.charCodeAt(0)]),
 );
 
-/** Opens a ledger's root store on disk at `path`, with block bytes in `<path>/blocks`. */
+/**
+ * Opens a ledger's root store on disk at `path`, with block bytes in `<path>/blocks`. Block bytes
+ * are flushed to disk (fdatasync) before the batch that indexes them is written, so after a power
+ * loss the main database is never ahead of the blocks it indexes: at worst it lost its last
+ * batches, and the peer commits those blocks again.
+ */
 export function openLedgerKV(path: string): Promise<KV> {
-  return openLevelKV(path, { split: { prefix: BLOCK_BYTES_PREFIX, dir: 'blocks' } });
+  return openLevelKV(path, { split: { prefix: BLOCK_BYTES_PREFIX, dir: 'blocks', sync: true } });
 }
 
 export async function openLedgerStores(kv: KV): Promise<LedgerStores> {

@@ -6,8 +6,10 @@ import { prefixUpperBound } from './keys.js';
 
 class LevelBackend implements KVBackend {
   readonly #db: Level<Uint8Array, Uint8Array>;
-  constructor(db: Level<Uint8Array, Uint8Array>) {
+  readonly #sync: boolean;
+  constructor(db: Level<Uint8Array, Uint8Array>, sync = false) {
     this.#db = db;
+    this.#sync = sync;
   }
   get(key: Uint8Array): Promise<Uint8Array | undefined> {
     return this.#db.get(key);
@@ -27,7 +29,7 @@ class LevelBackend implements KVBackend {
   }
   async write(ops: BatchOp[]): Promise<void> {
     // BatchOp has level's operation shape already: handed over as is (a block has thousands).
-    await this.#db.batch(ops);
+    await (this.#sync ? this.#db.batch(ops, { sync: true }) : this.#db.batch(ops));
   }
   close(): Promise<void> {
     return this.#db.close();
@@ -39,7 +41,12 @@ export interface LevelKVOptions {
    * Keys starting with `prefix` go to a second level database in the subdirectory `dir` of `path`
    * (`splitBackend` in kv.ts): for entries whose keys only grow and whose values are large.
    */
-  readonly split?: { readonly prefix: Uint8Array; readonly dir: string };
+  readonly split?: {
+    readonly prefix: Uint8Array;
+    readonly dir: string;
+    /** Writes to the second database reach the disk (fdatasync) before they resolve. */
+    readonly sync?: boolean;
+  };
 }
 
 async function openLevel(path: string): Promise<Level<Uint8Array, Uint8Array>> {
@@ -64,6 +71,8 @@ export async function openLevelKV(path: string, options: LevelKVOptions = {}): P
   const upper = prefixUpperBound(prefix);
   const legacy = await db.keys({ gte: prefix, ...(upper ? { lt: upper } : {}), limit: 1 }).all();
   return kvFromBackend(
-    splitBackend(new LevelBackend(db), new LevelBackend(side), prefix, { legacyInMain: legacy.length > 0 }),
+    splitBackend(new LevelBackend(db), new LevelBackend(side, options.split.sync === true), prefix, {
+      legacyInMain: legacy.length > 0,
+    }),
   );
 }
