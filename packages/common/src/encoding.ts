@@ -78,18 +78,21 @@ export function concatBytes(...parts: Bytes[]): Bytes {
   return out;
 }
 
-let scratch = new Uint8Array(16 * 1024);
+/** The reused buffer's size: inputs up to this are hashed without allocating. */
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = new Uint8Array(SCRATCH_BYTES);
 
 /**
  * `hash(a ‖ b ‖ …)` without allocating the concatenation: the parts are copied into one reused
  * buffer and `hash` (synchronous) reads it there. For hashes computed thousands of times per block
  * (Merkle leaves and nodes, txIds, proposal hashes), where a fresh array per call costs more than
- * the hashing.
+ * the hashing. A larger input (a rare big envelope) gets an array of its own, so the process never
+ * keeps a buffer the size of the largest transaction it ever saw.
  */
 export function hashConcat(hash: (data: Bytes) => Bytes, ...parts: Bytes[]): Bytes {
   let n = 0;
   for (const p of parts) n += p.length;
-  if (n > scratch.length) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+  if (n > SCRATCH_BYTES) return hash(concatBytes(...parts));
   const buf = scratch;
   let o = 0;
   for (const p of parts) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { encode as rawCbor } from 'cborg';
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, concatBytes, encodeValue, fromHex, toHex, utf8 } from '../encoding.js';
+import { bytesEqual, concatBytes, encodeValue, fromHex, hashConcat, toHex, utf8 } from '../encoding.js';
 import { isLoomError } from '../errors.js';
 import {
   buildBlock,
@@ -337,4 +337,18 @@ describe('channel config', () => {
 it('hex helpers round-trip and reject junk', () => {
   expect(toHex(fromHex('00ff10'))).toBe('00ff10');
   expectCode(() => fromHex('zz'), 'ENCODING_MALFORMED');
+});
+
+describe('hashConcat', () => {
+  const sha = (d: Uint8Array) => new Uint8Array(createHash('sha256').update(d).digest());
+  it('hashes the concatenation, small or beyond the reused buffer, and never hands back that buffer', () => {
+    for (const sizes of [[0], [3, 0, 5], [40_000, 40_000], [200_000, 1]]) {
+      const parts = sizes.map((n, i) => new Uint8Array(n).fill(i + 1));
+      expect(toHex(hashConcat(sha, ...parts))).toBe(toHex(sha(concatBytes(...parts))));
+    }
+    // A hash returning (part of) its input: the answer must survive the next call.
+    const first = hashConcat((d) => d.subarray(0, 4), utf8('abcd'));
+    hashConcat((d) => d.subarray(0, 4), utf8('wxyz'));
+    expect(new TextDecoder().decode(first)).toBe('abcd');
+  });
 });

@@ -46,6 +46,9 @@ export function createKvAccumulatorStore(kv: KV): BatchedAccumulatorStore {
     const group = new Uint8Array(pending.length * NODE);
     for (let i = 0; i < pending.length; i++) group.set(pending[i]!, i * NODE);
     writer().put(tagged('g', u64(pendingStart)), group);
+    // Remembered before the batch is written. Should the write fail, the accumulator reopens at the
+    // committed size and never reads these positions (they lie beyond it); the block's retry puts the
+    // same hashes at the same positions.
     remember(pendingStart, group);
     pending = [];
   };

@@ -37,7 +37,6 @@ import {
   decodeSignatureHeader,
   decodeTxReadWriteSet,
   type Block,
-  endorsementSignedBytes,
   fromUtf8,
   HeaderType,
   LoomError,
