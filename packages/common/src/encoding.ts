@@ -11,6 +11,7 @@
  * This module is pure and browser-portable (no node: imports).
  */
 import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions } from 'cborg';
+import { encodeFast } from './cbor-encode-fast.js';
 import { decodeCanonicalFast, NOT_DECODED } from './canonical-cbor.js';
 import { EncodingErrorCode, LoomError } from './errors.js';
 
@@ -29,7 +30,8 @@ const decodeOptions = {
 
 /** Encodes plain data (arrays, maps with string keys, strings, safe integers, bytes, booleans, null). */
 export function encodeValue(value: unknown): Bytes {
-  return cborEncode(value, rfc8949EncodeOptions);
+  // Arrays of bytes, integers and ASCII text (most of what is encoded) without cborg's token objects.
+  return encodeFast(value) ?? cborEncode(value, rfc8949EncodeOptions);
 }
 
 /**

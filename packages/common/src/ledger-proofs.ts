@@ -19,17 +19,13 @@
 import {
   type Bytes,
   bytesEqual,
-  decodeChaincodeAction,
   decodeChannelHeader,
-  decodeEndorserTransaction,
   decodeEnvelope,
   decodeHeader,
   decodePayload,
-  decodeProposalResponsePayload,
-  decodeTxReadWriteSet,
   encodeValue,
+  endorserTxRwSet,
   type HashFn,
-  HeaderType,
   LoomError,
   merkleLeafHash,
   merkleNodeHash,
@@ -160,12 +156,7 @@ export function assertKeyProof(proof: KeyProof, digest: LedgerDigest, hash: Hash
   assertTxProof(tx, digest, hash);
   let writes: { key: string; isDelete: boolean; value: Bytes }[];
   try {
-    const payload = decodePayload(decodeEnvelope(tx.envelope).payload);
-    const ch = decodeChannelHeader(decodeHeader(payload.header).channelHeader);
-    if (ch.type !== HeaderType.ENDORSER_TRANSACTION) throw new Error('not an endorser transaction');
-    const etx = decodeEndorserTransaction(payload.data);
-    const action = decodeChaincodeAction(decodeProposalResponsePayload(etx.proposalResponsePayload).extension);
-    const rwset = decodeTxReadWriteSet(action.results);
+    const { rwset } = endorserTxRwSet(tx.envelope);
     writes = rwset.nsRwsets.filter((n) => n.namespace === proof.namespace).flatMap((n) => n.rwset.writes);
   } catch (e) {
     throw invalid(`transaction unreadable: ${(e as Error).message}`);

@@ -32,6 +32,7 @@ import {
   encodeSerializedIdentity,
   encodeSignatureHeader,
   encodeSignedProposal,
+  encodeValue,
   endorsementSignedBytes,
   HeaderType,
   LoomError,
@@ -53,6 +54,7 @@ import {
   INITIALIZED_KEY,
   type ProposalResult,
 } from '../src/endorser/index.js';
+import { historyKey } from '../src/ledger/keys.js';
 import { openLedgerStores, type LedgerStores } from '../src/ledger/ledger-stores.js';
 import { openLevelKV } from '../src/ledger/level-kv.js';
 import { hashedNamespace, privateNamespace, type StateWrite } from '../src/ledger/state-db.js';
@@ -128,28 +130,11 @@ beforeAll(async () => {
     ],
     4,
   );
-  stores.history.addEntries(batch, [
-    {
-      namespace: 'kitchen',
-      key: 'a',
-      blockNum: 0,
-      txNum: 0,
-      txId: 'tx-a0',
-      timestamp: 1_700_000_000_000,
-      isDelete: false,
-      value: utf('A0'),
-    },
-    {
-      namespace: 'kitchen',
-      key: 'a',
-      blockNum: 1,
-      txNum: 0,
-      txId: 'tx-a1',
-      timestamp: 1_700_000_100_000,
-      isDelete: false,
-      value: utf('A'),
-    },
-  ]);
+  // History entries as stored before entries were reduced to their keys ([txId, timestamp,
+  // isDelete, value] as the value): read as they are, with no block to look in.
+  const history = batch.scoped(stores.kv.sublevel('history'));
+  history.put(historyKey('kitchen', 'a', 0, 0), encodeValue(['tx-a0', 1_700_000_000_000, false, utf('A0')]));
+  history.put(historyKey('kitchen', 'a', 1, 0), encodeValue(['tx-a1', 1_700_000_100_000, false, utf('A')]));
   await batch.write();
 
   definitions.set('kitchen', def('kitchen', 'kitchen:1', ['secret']));

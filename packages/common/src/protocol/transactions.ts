@@ -10,7 +10,16 @@ import { merkleRoot, type HashFn } from './merkle.js';
 import {
   type Block,
   type BlockHeader,
+  type ChaincodeAction,
   type ChannelHeader,
+  decodeChaincodeAction,
+  decodeChannelHeader,
+  decodeEndorserTransaction,
+  decodeEnvelope,
+  decodeHeader,
+  decodePayload,
+  decodeProposalResponsePayload,
+  decodeTxReadWriteSet,
   type Endorsement,
   encodeBlockHeader,
   encodeChaincodeInvocationSpec,
@@ -24,7 +33,28 @@ import {
   encodeSignatureHeader,
   HeaderType,
   type SerializedIdentity,
+  type TxReadWriteSet,
 } from './messages.js';
+
+/**
+ * An endorser transaction's channel header and chaincode action (results, events, response),
+ * decoded from its envelope bytes. Throws (a decoding error) when the envelope is malformed or not
+ * an endorser transaction.
+ */
+export function endorserTxAction(envelopeBytes: Bytes): { channelHeader: ChannelHeader; action: ChaincodeAction } {
+  const payload = decodePayload(decodeEnvelope(envelopeBytes).payload);
+  const channelHeader = decodeChannelHeader(decodeHeader(payload.header).channelHeader);
+  if (channelHeader.type !== HeaderType.ENDORSER_TRANSACTION) throw new Error('not an endorser transaction');
+  const etx = decodeEndorserTransaction(payload.data);
+  const action = decodeChaincodeAction(decodeProposalResponsePayload(etx.proposalResponsePayload).extension);
+  return { channelHeader, action };
+}
+
+/** An endorser transaction's channel header and read-write set (throws as endorserTxAction). */
+export function endorserTxRwSet(envelopeBytes: Bytes): { channelHeader: ChannelHeader; rwset: TxReadWriteSet } {
+  const { channelHeader, action } = endorserTxAction(envelopeBytes);
+  return { channelHeader, rwset: decodeTxReadWriteSet(action.results) };
+}
 
 export const defaultHash: HashFn = (b) => nobleSha256(b);
 

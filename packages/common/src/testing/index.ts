@@ -9,3 +9,4 @@ export {
   type TestOrg,
 } from './test-ca.js';
 export { type MspSource, writeMspDir } from '../msp/msp-dir.js';
+export { seededRandom } from './random.js';

@@ -633,23 +633,12 @@ class LevelChannelLedger implements ChannelLedger {
   }
 
   #historyWrites(result: BlockValidationResult): HistoryWrite[] {
-    if (result.history.length === 0) return [];
-    // Transactions are in txNum order with one entry each (validateBlock): index by txNum directly.
-    const txs = result.transactions;
-    return result.history.map((h) => {
-      const txNum = h.version.txNum;
-      const tx = txs[txNum]?.txNum === txNum ? txs[txNum] : txs.find((t) => t.txNum === txNum);
-      return {
-        namespace: h.namespace,
-        key: h.key,
-        blockNum: h.version.blockNum,
-        txNum,
-        txId: tx?.txId ?? '',
-        timestamp: tx?.timestamp ?? 0,
-        isDelete: h.isDelete,
-        value: h.isDelete ? undefined : h.value,
-      };
-    });
+    return result.history.map((h) => ({
+      namespace: h.namespace,
+      key: h.key,
+      blockNum: h.version.blockNum,
+      txNum: h.version.txNum,
+    }));
   }
 
   /** Re-applies blocks the block store holds beyond the state savepoint (see the module comment). */

@@ -1,22 +1,4 @@
-import {
-  type Bytes,
-  computeProposalHash,
-  computeTxId,
-  encodeChaincodeAction,
-  encodeChaincodeInvocationSpec,
-  encodeChannelHeader,
-  encodeEnvelope,
-  encodeHeader,
-  encodeProposalResponsePayload,
-  encodeSignatureHeader,
-  encodeTxReadWriteSet,
-  buildTransactionPayload,
-  HeaderType,
-  merkleAuditPath,
-  merkleRootOfLeafHashes,
-  TxValidationCode,
-  utf8,
-} from '@loom/common';
+import { type Bytes, computeTxId, merkleAuditPath, merkleRootOfLeafHashes, TxValidationCode, utf8 } from '@loom/common';
 import { sha256 } from '@loom/common/crypto/hash';
 import { describe, expect, it } from 'vitest';
 import {
@@ -34,66 +16,25 @@ import {
   verifyKeyProof,
   verifyTxProof,
 } from './accumulator.js';
+import { seededRandom as rng } from '@loom/common/testing/index';
+import { testEndorserEnvelope } from './test-envelopes.js';
 
 const CHANNEL = 'ch1';
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure reproduces. */
-function rng(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An endorser transaction envelope writing `writes` in namespace `cc` (signatures are not checked by proofs). */
 function envelopeFor(n: number, writes: { key: string; value?: string }[] = [], channelId = CHANNEL) {
   const creator = utf8(`creator-${n % 7}`);
   const nonce = utf8(`nonce-${n}-padding-to-24-bytes`);
   const txId = computeTxId(nonce, creator, sha256);
-  const headerBytes = encodeHeader({
-    channelHeader: encodeChannelHeader({
-      type: HeaderType.ENDORSER_TRANSACTION,
-      version: 1,
-      channelId,
-      txId,
-      timestamp: 1_700_000_000_000 + n,
-      extension: utf8('cc'),
-    }),
-    signatureHeader: encodeSignatureHeader({ creator, nonce }),
+  const envelope = testEndorserEnvelope({
+    txId,
+    channelId,
+    timestamp: 1_700_000_000_000 + n,
+    creator,
+    nonce,
+    writes: writes.map((w) => ({ ns: 'cc', key: w.key, value: w.value ?? null })),
   });
-  const inputBytes = encodeChaincodeInvocationSpec({ chaincodeName: 'cc', args: [utf8('fn')], isInit: false });
-  const prp = encodeProposalResponsePayload({
-    proposalHash: computeProposalHash(headerBytes, inputBytes, sha256),
-    extension: encodeChaincodeAction({
-      results: encodeTxReadWriteSet({
-        nsRwsets: [
-          {
-            namespace: 'cc',
-            rwset: {
-              reads: [],
-              rangeQueriesInfo: [],
-              writes: writes.map((w) => ({
-                key: w.key,
-                isDelete: w.value === undefined,
-                value: utf8(w.value ?? ''),
-              })),
-              metadataWrites: [],
-            },
-            collectionHashedRwsets: [],
-          },
-        ],
-      }),
-      events: new Uint8Array(0),
-      response: { status: 200, message: '', payload: new Uint8Array(0) },
-      chaincodeName: 'cc',
-      chaincodeVersion: '1',
-    }),
-  });
-  const payload = buildTransactionPayload({ headerBytes, inputBytes }, prp, []);
-  return { txId, envelope: encodeEnvelope({ payload, signature: utf8('sig') }) };
+  return { txId, envelope };
 }
 
 interface LedgerTx {

@@ -73,6 +73,13 @@ export interface DecodedBlockInfo {
 }
 
 const HEIGHT = tagged('h');
+/**
+ * Present in ledgers whose txId index keys a lowercase-hex 64-character txId (every txId Loom and
+ * Fabric clients make: hex(sha256(nonce ‖ creator))) by its 32 bytes under 'x'. Ledgers begun
+ * before that keyed every txId by its text under 't', and keep doing so (they lack this key).
+ */
+const TXID_KEYS_V2 = tagged('v');
+const HEX_TXID = /^[0-9a-f]{64}$/;
 /** Block bytes are stored under `'n' u64(blockNum)` (openLedgerStores may keep them in a store of their own). */
 export const BLOCK_BYTES_TAG = 'n';
 
@@ -91,9 +98,34 @@ class LevelBlockStore implements BlockStore {
   readonly #kv: KV;
   /** Height and txIds added to a batch not yet written, so several blocks can share one batch. */
   readonly #pending = new WeakMap<object, { height: number; txIds: Set<string> }>();
+  /** Whether this ledger's txId index uses the v2 keys (TXID_KEYS_V2); settled on first use. */
+  #v2: Promise<boolean> | undefined;
 
   constructor(kv: KV) {
     this.#kv = kv;
+  }
+
+  #txIdKeysV2(): Promise<boolean> {
+    this.#v2 ??= this.#kv.getMany([TXID_KEYS_V2, HEIGHT]).then(
+      // A ledger with no block yet starts with v2 keys (its block 0 writes the marker).
+      ([v2, h]) => v2 !== undefined || h === undefined || readU64(h) === 0,
+      (e) => {
+        this.#v2 = undefined;
+        throw e;
+      },
+    );
+    return this.#v2;
+  }
+
+  /** The txId index key of `txId` (already checked to be text without NUL). */
+  #txIdKey(txId: string, v2: boolean): Uint8Array {
+    if (v2 && txId.length === 64 && HEX_TXID.test(txId)) {
+      const k = Buffer.allocUnsafe(33);
+      k[0] = 0x78; // 'x'
+      k.write(txId, 1, 'hex');
+      return k;
+    }
+    return tagged('t', utf8(txId));
   }
 
   async height(): Promise<number> {
@@ -134,20 +166,22 @@ class LevelBlockStore implements BlockStore {
         `block ${blockNum} has ${txIds.length} transactions but ${validationCodes.length} validation codes`,
       );
     }
+    const v2 = await this.#txIdKeysV2();
     const b = batch.scoped(this.#kv);
     b.put(tagged('n', u64(blockNum)), blockBytes);
     b.put(tagged('c', u64(blockNum)), validationCodes);
+    if (blockNum === 0 && v2) b.put(TXID_KEYS_V2, new Uint8Array([2]));
     // Whether each txId is indexed already: from `decoded.known`, else read (all at once).
     const given = decoded?.known;
     const toRead = [...new Set(txIds.filter((t): t is string => t !== undefined && !given?.has(t)))];
-    const read = await this.#kv.getMany(toRead.map((t) => tagged('t', utf8(t))));
+    const read = await this.#kv.getMany(toRead.map((t) => this.#txIdKey(t, v2)));
     const indexed = new Set<string>(toRead.filter((_, i) => read[i] !== undefined));
     if (given) for (const [t, loc] of given) if (loc !== undefined) indexed.add(t);
     for (const [txNum, txId] of txIds.entries()) {
       // A txId seen before (a DUPLICATE_TXID transaction) keeps its first location.
       if (txId === undefined || pending.txIds.has(txId) || indexed.has(txId)) continue;
       pending.txIds.add(txId);
-      b.put(tagged('t', utf8(txId)), encodeValue([blockNum, txNum, validationCodes[txNum]!]));
+      b.put(this.#txIdKey(txId, v2), encodeValue([blockNum, txNum, validationCodes[txNum]!]));
     }
     pending.height = blockNum + 1;
     b.put(HEIGHT, u64(pending.height));
@@ -170,7 +204,8 @@ class LevelBlockStore implements BlockStore {
 
   async getTxLocation(txId: string): Promise<TxLocation | undefined> {
     checkText(txId, 'txId', false);
-    return readTxLocation(await this.#kv.get(tagged('t', utf8(txId))));
+    const v2 = await this.#txIdKeysV2();
+    return readTxLocation(await this.#kv.get(this.#txIdKey(txId, v2)));
   }
 
   async getTxLocations(txIds: readonly string[]): Promise<(TxLocation | undefined)[]> {
@@ -182,7 +217,8 @@ class LevelBlockStore implements BlockStore {
         return false;
       }
     });
-    const vs = await this.#kv.getMany(txIds.filter((_, i) => ok[i]).map((t) => tagged('t', utf8(t))));
+    const v2 = await this.#txIdKeysV2();
+    const vs = await this.#kv.getMany(txIds.filter((_, i) => ok[i]).map((t) => this.#txIdKey(t, v2)));
     let j = 0;
     return txIds.map((_, i) => (ok[i] ? readTxLocation(vs[j++]) : undefined));
   }
@@ -194,7 +230,8 @@ class LevelBlockStore implements BlockStore {
 
   async isTxIdCommitted(txId: string): Promise<boolean> {
     checkText(txId, 'txId', false);
-    return (await this.#kv.get(tagged('t', utf8(txId)))) !== undefined;
+    const v2 = await this.#txIdKeysV2();
+    return (await this.#kv.get(this.#txIdKey(txId, v2))) !== undefined;
   }
 
   async *iterateBlocks(from = 0): AsyncIterable<StoredBlock> {

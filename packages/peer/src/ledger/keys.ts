@@ -9,7 +9,10 @@
  * `blocks` 0x00 (block-store.ts)
  *   'n' u64(blockNum)                         → the encoded Block, bytes as received
  *   'c' u64(blockNum)                         → validation codes, one byte per transaction
- *   't' utf8(txId)                            → CBOR [blockNum, txNum, validationCode] (first occurrence)
+ *   'x' bytes32(txId)                         → CBOR [blockNum, txNum, validationCode] (first occurrence),
+                                               for a txId of 64 lowercase hex digits, in ledgers with 'v'
+   't' utf8(txId)                            → the same, for any other txId (every txId where 'v' is absent)
+   'v'                                       → 2: the txId index uses 'x' keys (set with block 0 since it did)
  *   'h'                                       → u64(height) = number of blocks stored
  *
  * `state` 0x00 (state-db.ts)
@@ -23,7 +26,10 @@
  *
  * `history` 0x00 (history.ts)
  *   utf8(ns) 0x00 u32(len utf8(key)) utf8(key) u64(blockNum) u64(txNum)
- *                                             → CBOR [txId, timestamp, isDelete, value]
+ *                                             → empty: the txId, timestamp and value are read from
+                                               transaction txNum of block blockNum (history.ts).
+                                               Entries written before this layout hold
+                                               CBOR [txId, timestamp, isDelete, value], still read.
  *   The key is length-prefixed, so a key that is a prefix of another (or holds NUL) cannot mix
  *   its entries with the other's; one key's entries sort by commit order.
  *

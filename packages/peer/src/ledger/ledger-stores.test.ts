@@ -3,48 +3,37 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   buildBlock,
+  concatBytes,
   computeBlockHash,
   decodeBlockHeader,
   encodeBlock,
-  encodeChannelHeader,
-  encodeEnvelope,
-  encodeHeader,
-  encodePayload,
-  encodeSignatureHeader,
+  encodeValue,
   fromUtf8,
   GENESIS_PREVIOUS_HASH,
-  HeaderType,
   type Block,
   utf8,
 } from '@loom/common';
 import { afterEach, describe, expect, it } from 'vitest';
+import { historyKey } from './keys.js';
 import type { KV } from './kv.js';
 import { type LedgerStores, openLedgerStores } from './ledger-stores.js';
 import { openLevelKV } from './level-kv.js';
 import { createMemoryKV } from './memory-kv.js';
+import { type TestWrite, testEndorserEnvelope } from './test-envelopes.js';
 
-function envelope(txId: string, timestamp = 1000): Uint8Array {
-  const channelHeader = encodeChannelHeader({
-    type: HeaderType.ENDORSER_TRANSACTION,
-    version: 0,
-    channelId: 'ch1',
-    txId,
-    timestamp,
-    extension: new Uint8Array(0),
-  });
-  const signatureHeader = encodeSignatureHeader({ creator: utf8('me'), nonce: new Uint8Array(24) });
-  const payload = encodePayload({ header: encodeHeader({ channelHeader, signatureHeader }), data: utf8(txId) });
-  return encodeEnvelope({ payload, signature: new Uint8Array([1, 2, 3]) });
-}
+type Write = TestWrite;
 
-/** A chain of encoded blocks, block i holding the given txIds. */
-function chain(txIdsPerBlock: string[][]): Uint8Array[] {
+const envelope = (txId: string, writes: Write[] = [], timestamp = 1000) =>
+  testEndorserEnvelope({ txId, writes, timestamp });
+
+/** A chain of encoded blocks; block n holds the given transactions (a txId, or a txId with its writes), at timestamp 1000 + n. */
+function chain(txsPerBlock: (string | { txId: string; writes: Write[] })[][]): Uint8Array[] {
   let prev: Uint8Array = GENESIS_PREVIOUS_HASH;
-  return txIdsPerBlock.map((txIds, n) => {
+  return txsPerBlock.map((txs, n) => {
     const block: Block = buildBlock(
       n,
       prev,
-      txIds.map((t) => envelope(t)),
+      txs.map((t) => (typeof t === 'string' ? envelope(t, [], 1000 + n) : envelope(t.txId, t.writes, 1000 + n))),
       new Uint8Array([0x80]),
     );
     prev = computeBlockHash(block);
@@ -80,16 +69,7 @@ async function commit(
   );
   stores.history.addEntries(
     batch,
-    writes.map((w) => ({
-      namespace: w.ns,
-      key: w.key,
-      blockNum,
-      txNum: w.txNum,
-      txId: w.txId,
-      timestamp: 1000 + blockNum,
-      isDelete: w.value === null,
-      value: w.value === null ? undefined : utf8(w.value),
-    })),
+    writes.map((w) => ({ namespace: w.ns, key: w.key, blockNum, txNum: w.txNum })),
   );
   await batch.write();
 }
@@ -118,7 +98,20 @@ describe('ledger stores on level', () => {
     const dir = await mkdtemp(join(tmpdir(), 'loom-ledger-'));
     dirs.push(dir);
     let stores = await openAt(dir);
-    const blocks = chain([['tx0'], ['tx1a', 'tx1b'], ['tx2']]);
+    const blocks = chain([
+      [{ txId: 'tx0', writes: [{ ns: 'cc', key: 'a', value: 'A0' }] }],
+      [
+        {
+          txId: 'tx1a',
+          writes: [
+            { ns: 'cc', key: 'a', value: 'A1' },
+            { ns: 'cc', key: 'b', value: 'B1' },
+          ],
+        },
+        'tx1b',
+      ],
+      [{ txId: 'tx2', writes: [{ ns: 'cc', key: 'a', value: null }] }],
+    ]);
     await commit(stores, blocks[0]!, [0], [{ ns: 'cc', key: 'a', value: 'A0', txNum: 0, txId: 'tx0' }]);
     await commit(
       stores,
@@ -136,7 +129,7 @@ describe('ledger stores on level', () => {
     stores = await openAt(dir);
     expect(await stores.blocks.height()).toBe(3);
     expect(await stores.state.height()).toBe(3);
-    expect(await stores.blocks.getBlockBytes(1)).toEqual(blocks[1]);
+    expect(Buffer.from((await stores.blocks.getBlockBytes(1))!).equals(blocks[1]!)).toBe(true);
     const b1 = await stores.blocks.getBlock(1);
     expect(decodeBlockHeader(b1!.header).number).toBe(1);
     expect([...b1!.metadata.txValidationCodes]).toEqual([0, 11]);
@@ -160,6 +153,46 @@ describe('ledger stores on level', () => {
     const oldest = await collect(stores.history.getHistoryForKey('cc', 'a', { order: 'oldest-first', limit: 2 }));
     expect(oldest.map((h) => h.blockNum)).toEqual([0, 1]);
     expect(oldest[1]!.timestamp).toBe(1001);
+  });
+
+  it('history entries hold only their key; the value, txId and timestamp come from the block; older entries with values still read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loom-ledger-'));
+    dirs.push(dir);
+    const stores = await openAt(dir);
+    const blocks = chain([
+      [
+        {
+          txId: 'w0',
+          writes: [
+            { ns: 'cc', key: 'k', value: 'first' },
+            { ns: 'other', key: 'k', value: 'elsewhere' },
+            { ns: 'cc', key: 'k', value: 'last' },
+          ],
+        },
+      ],
+      [{ txId: 'w1', writes: [{ ns: 'cc', key: 'j', value: 'J' }] }],
+    ]);
+    await commit(stores, blocks[0]!, [0], [{ ns: 'cc', key: 'k', value: 'last', txNum: 0, txId: 'w0' }]);
+    // An entry as an earlier version wrote it: [txId, timestamp, isDelete, value].
+    const historyKv = stores.kv.sublevel('history');
+    const legacy = historyKv.batch();
+    legacy.put(historyKey('cc', 'k', 0, 5), encodeValue(['old-tx', 77, false, utf8('old')]));
+    await legacy.write();
+    // The index's own bytes: the key alone.
+    const raw = await historyKv.get(historyKey('cc', 'k', 0, 0));
+    expect(raw?.length).toBe(0);
+
+    const got = await collect(stores.history.getHistoryForKey('cc', 'k', { order: 'oldest-first' }));
+    expect(got.map((h) => [h.blockNum, h.txNum, h.txId, h.timestamp, h.isDelete, fromUtf8(h.value)])).toEqual([
+      [0, 0, 'w0', 1000, false, 'last'],
+      [0, 5, 'old-tx', 77, false, 'old'],
+    ]);
+
+    // An entry whose transaction does not write the key is corruption, reported as such.
+    await commit(stores, blocks[1]!, [0], [{ ns: 'cc', key: 'not-written', value: 'x', txNum: 0, txId: 'w1' }]);
+    await expect(collect(stores.history.getHistoryForKey('cc', 'not-written'))).rejects.toMatchObject({
+      code: 'LEDGER_CORRUPT',
+    });
   });
 
   it('a batch that is never written leaves no trace (crash before write)', async () => {
@@ -207,5 +240,56 @@ describe('block store', () => {
       await batch.write();
     }
     expect(await stores.blocks.getTxLocation('dup')).toEqual({ blockNum: 0, txNum: 0, validationCode: 0 });
+  });
+
+  it('indexes a hex txId by its 32 bytes, any other txId by its text; a ledger begun with text keys keeps them', async () => {
+    const hexId = 'ab'.repeat(32);
+    const upper = 'AB'.repeat(32);
+    const blocks = chain([[hexId, 'plain'], [upper]]);
+    const addAll = async (stores: LedgerStores) => {
+      for (const [i, codes] of [[0, 0], [0]].entries()) {
+        const batch = stores.kv.batch();
+        await stores.blocks.addBlock(batch, blocks[i]!, Uint8Array.from(codes));
+        await batch.write();
+      }
+    };
+    const kv = createMemoryKV();
+    const stores = await openLedgerStores(kv);
+    await addAll(stores);
+    const raw = kv.sublevel('blocks');
+    expect(await raw.get(concatBytes(utf8('x'), Buffer.from(hexId, 'hex')))).toBeDefined();
+    expect(await raw.get(concatBytes(utf8('t'), utf8(hexId)))).toBeUndefined();
+    expect(await raw.get(concatBytes(utf8('t'), utf8('plain')))).toBeDefined();
+    // Upper-case hex is another txId, not the same 32 bytes.
+    expect(await stores.blocks.getTxLocation(hexId)).toEqual({ blockNum: 0, txNum: 0, validationCode: 0 });
+    expect(await stores.blocks.getTxLocation(upper)).toEqual({ blockNum: 1, txNum: 0, validationCode: 0 });
+    expect(await stores.blocks.getTxLocations(['plain', hexId, 'nope', 'cd'.repeat(32)])).toEqual([
+      { blockNum: 0, txNum: 1, validationCode: 0 },
+      { blockNum: 0, txNum: 0, validationCode: 0 },
+      undefined,
+      undefined,
+    ]);
+    expect(await stores.reader.isTxIdCommitted(hexId)).toBe(true);
+
+    // A ledger written before: text keys for every txId and no 'v' marker. Reopened, it is read,
+    // and extended, with text keys.
+    const oldKv = createMemoryKV();
+    const old = await openLedgerStores(oldKv);
+    await addAll(old);
+    const oldRaw = oldKv.sublevel('blocks');
+    const loc = await oldRaw.get(concatBytes(utf8('x'), Buffer.from(hexId, 'hex')));
+    const rewrite = oldRaw.batch();
+    rewrite.del(concatBytes(utf8('x'), Buffer.from(hexId, 'hex')));
+    rewrite.del(utf8('v'));
+    rewrite.put(concatBytes(utf8('t'), utf8(hexId)), loc!);
+    await rewrite.write();
+    const reopened = await openLedgerStores(oldKv);
+    expect(await reopened.blocks.getTxLocation(hexId)).toEqual({ blockNum: 0, txNum: 0, validationCode: 0 });
+    const next = chain([[hexId, 'plain'], [upper], ['ef'.repeat(32)]])[2]!;
+    const batch = reopened.kv.batch();
+    await reopened.blocks.addBlock(batch, next, Uint8Array.from([0]));
+    await batch.write();
+    expect(await oldRaw.get(concatBytes(utf8('t'), utf8('ef'.repeat(32))))).toBeDefined();
+    expect(await reopened.blocks.getTxLocation('ef'.repeat(32))).toEqual({ blockNum: 2, txNum: 0, validationCode: 0 });
   });
 });

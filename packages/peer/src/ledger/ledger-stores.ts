@@ -55,6 +55,6 @@ export function openLedgerKV(path: string): Promise<KV> {
 export async function openLedgerStores(kv: KV): Promise<LedgerStores> {
   const blocks = createBlockStore(kv.sublevel(BLOCKS_SUBLEVEL));
   const state = await openStateDB(kv.sublevel('state'));
-  const history = createHistoryIndex(kv.sublevel('history'));
+  const history = createHistoryIndex(kv.sublevel('history'), blocks);
   return { kv, blocks, state, history, reader: createStateReader(state, blocks), close: () => kv.close() };
 }

@@ -4,16 +4,9 @@
  */
 import {
   type Bytes,
-  decodeChaincodeAction,
   decodeChaincodeEvent,
-  decodeChannelHeader,
-  decodeEndorserTransaction,
-  decodeEnvelope,
-  decodeHeader,
-  decodePayload,
-  decodeProposalResponsePayload,
   encodeValue,
-  HeaderType,
+  endorserTxAction,
   toBase64,
   toHex,
   TxValidationCode,
@@ -144,11 +137,8 @@ export function chaincodeEventsOf(
   for (const [txNum, env] of envelopes.entries()) {
     if (codes[txNum] !== TxValidationCode.VALID) continue;
     try {
-      const payload = decodePayload(decodeEnvelope(env).payload);
-      const ch = decodeChannelHeader(decodeHeader(payload.header).channelHeader);
-      if (ch.type !== HeaderType.ENDORSER_TRANSACTION) continue;
-      const etx = decodeEndorserTransaction(payload.data);
-      const action = decodeChaincodeAction(decodeProposalResponsePayload(etx.proposalResponsePayload).extension);
+      // Not an endorser transaction, or unreadable: throws, and carries no event.
+      const { channelHeader: ch, action } = endorserTxAction(env);
       if (action.events.length === 0) continue;
       const ev = decodeChaincodeEvent(action.events);
       out.push({

@@ -1,14 +1,11 @@
 /** The hashed private writes of a block's valid endorser transactions, read from the envelopes. Pure. */
 import {
   type Block,
-  decodeChaincodeAction,
   decodeChannelHeader,
-  decodeEndorserTransaction,
   decodeEnvelope,
   decodeHeader,
   decodePayload,
-  decodeProposalResponsePayload,
-  decodeTxReadWriteSet,
+  endorserTxRwSet,
   HeaderType,
   TxValidationCode,
 } from '@loom/common';
@@ -34,11 +31,10 @@ export function txCollectionHashes(block: Block, txNum: number): TxCollectionHas
   if (env === undefined) return [];
   try {
     const payload = decodePayload(decodeEnvelope(env).payload);
-    const ch = decodeChannelHeader(decodeHeader(payload.header).channelHeader);
-    if (ch.type !== HeaderType.ENDORSER_TRANSACTION) return [];
-    const etx = decodeEndorserTransaction(payload.data);
-    const action = decodeChaincodeAction(decodeProposalResponsePayload(etx.proposalResponsePayload).extension);
-    const rwset = decodeTxReadWriteSet(action.results);
+    if (decodeChannelHeader(decodeHeader(payload.header).channelHeader).type !== HeaderType.ENDORSER_TRANSACTION) {
+      return [];
+    }
+    const { channelHeader: ch, rwset } = endorserTxRwSet(env);
     const out: TxCollectionHashes[] = [];
     for (const ns of rwset.nsRwsets) {
       for (const c of ns.collectionHashedRwsets) {

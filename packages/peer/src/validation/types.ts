@@ -100,10 +100,6 @@ export interface HistoryEntry {
   readonly key: string;
   readonly version: Version;
   readonly isDelete: boolean;
-  /** hash(value) for a put; empty for a delete. Key proofs check the rwset write against it. */
-  readonly valueHash: Bytes;
-  /** The value written (undefined for a delete): what the history index stores. */
-  readonly value: Bytes | undefined;
 }
 
 export interface TransactionValidationInfo {

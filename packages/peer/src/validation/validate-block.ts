@@ -525,8 +525,6 @@ async function checkEndorserTransaction(
         key: w.key,
         version,
         isDelete: w.isDelete,
-        valueHash: w.isDelete ? new Uint8Array(0) : ctx.hash(w.value),
-        value: w.isDelete ? undefined : w.value,
       });
     }
     for (const m of ns.rwset.metadataWrites) {
