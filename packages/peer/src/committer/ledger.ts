@@ -126,6 +126,8 @@ export interface CommitResult {
 export interface ChannelLedgerOptions {
   readonly dataDir: string;
   readonly channelId: string;
+  /** LevelDB memtable of the ledger's database, in MB (default: ledger-stores.ts DEFAULT_LEDGER_WRITE_BUFFER_MB). */
+  readonly writeBufferMB?: number;
   readonly logger?: Logger;
   /** Shared worker pool; when absent the ledger verifies on the main thread. */
   readonly signatureVerifier?: SignatureVerifier;
@@ -896,7 +898,7 @@ export async function openChannelLedgerOnKv(kv: KV, opts: ChannelLedgerOptions):
 export async function openChannelLedger(opts: ChannelLedgerOptions): Promise<ChannelLedger> {
   const path = channelLedgerPath(opts.dataDir, opts.channelId);
   await mkdir(path, { recursive: true });
-  const kv = await openLedgerKV(path);
+  const kv = await openLedgerKV(path, opts.writeBufferMB === undefined ? {} : { writeBufferMB: opts.writeBufferMB });
   try {
     return await openChannelLedgerOnKv(kv, opts);
   } catch (e) {

@@ -41,6 +41,8 @@ export interface LevelKVOptions {
    * Keys starting with `prefix` go to a second level database in the subdirectory `dir` of `path`
    * (`splitBackend` in kv.ts): for entries whose keys only grow and whose values are large.
    */
+  /** LevelDB's memtable size in bytes for the (main) database (LevelDB's default: 4 MB). */
+  readonly writeBufferSize?: number;
   readonly split?: {
     readonly prefix: Uint8Array;
     readonly dir: string;
@@ -49,15 +51,19 @@ export interface LevelKVOptions {
   };
 }
 
-async function openLevel(path: string): Promise<Level<Uint8Array, Uint8Array>> {
-  const db = new Level<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+async function openLevel(path: string, writeBufferSize?: number): Promise<Level<Uint8Array, Uint8Array>> {
+  const db = new Level<Uint8Array, Uint8Array>(path, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+    ...(writeBufferSize === undefined ? {} : { writeBufferSize }),
+  });
   await db.open();
   return db;
 }
 
 /** Opens (creating if missing) a level database at `path`. */
 export async function openLevelKV(path: string, options: LevelKVOptions = {}): Promise<KV> {
-  const db = await openLevel(path);
+  const db = await openLevel(path, options.writeBufferSize);
   if (!options.split) return kvFromBackend(new LevelBackend(db));
   const { prefix, dir } = options.split;
   let side: Level<Uint8Array, Uint8Array>;

@@ -14,6 +14,7 @@ describe('peer config', () => {
     const c = parsePeerConfig(base, 'peer.yaml', '/etc/loom');
     expect(c.chaincodePort).toBeUndefined();
     expect(c.chaincodeExecuteTimeoutMs).toBeUndefined();
+    expect(c.ledgerWriteBufferMB).toBeUndefined();
     expect(c.tls).toBeUndefined();
     expect(c.peers).toEqual([]);
     expect(c.undefinedChaincodesUseChannelEndorsement).toBe(false);
@@ -25,6 +26,7 @@ describe('peer config', () => {
         ...base,
         chaincodePort: 7052,
         chaincodeExecuteTimeoutMs: 5000,
+        ledgerWriteBufferMB: 64,
         tls: { certFile: 'tls/server.crt', keyFile: 'tls/server.key', caFiles: ['tls/ca.crt'] },
         peers: [{ mspId: 'Org2MSP', url: 'https://127.0.0.1:9051/' }],
       },
@@ -33,6 +35,7 @@ describe('peer config', () => {
     );
     expect(c.chaincodePort).toBe(7052);
     expect(c.chaincodeExecuteTimeoutMs).toBe(5000);
+    expect(c.ledgerWriteBufferMB).toBe(64);
     expect(c.tls).toEqual({
       certFile: '/etc/loom/tls/server.crt',
       keyFile: '/etc/loom/tls/server.key',
@@ -45,6 +48,8 @@ describe('peer config', () => {
 
   it('refuses malformed full-peer fields with the path named', () => {
     expect(() => parsePeerConfig({ ...base, chaincodePort: 70000 })).toThrow(/chaincodePort/);
+    expect(() => parsePeerConfig({ ...base, ledgerWriteBufferMB: 0 })).toThrow(/ledgerWriteBufferMB/);
+    expect(() => parsePeerConfig({ ...base, ledgerWriteBufferMB: '16' })).toThrow(/ledgerWriteBufferMB/);
     expect(() => parsePeerConfig({ ...base, tls: { certFile: 'a' } })).toThrow(/tls\.keyFile/);
     expect(() => parsePeerConfig({ ...base, tls: { certFile: 'a', keyFile: 'b', clientAuthRequired: true } })).toThrow(
       /tls\.caFiles/,

@@ -16,6 +16,7 @@
  *   logLevel: info
  *   chaincodePort: 7052                # chaincode dial-in listener (optional; default 0 = any free port)
  *   chaincodeExecuteTimeoutMs: 30000   # per-transaction chaincode execute timeout (optional)
+ *   ledgerWriteBufferMB: 16            # LevelDB memtable per channel ledger (optional; 1–1024, default 16)
  *   tls:                               # optional: serve HTTPS with this pair (renewed files are reloaded)
  *     certFile: ./tls/server.crt
  *     keyFile: ./tls/server.key
@@ -72,6 +73,11 @@ export interface PeerConfig {
   readonly chaincodePort?: number | undefined;
   /** Per-transaction chaincode execute timeout (ms); default the runtime's (30 s). */
   readonly chaincodeExecuteTimeoutMs?: number | undefined;
+  /**
+   * Each channel ledger's LevelDB memtable, in MB (default 16; ledger-stores.ts). Larger: less
+   * recompaction of a large state per committed block, at that much memory (twice while flushing).
+   */
+  readonly ledgerWriteBufferMB?: number | undefined;
   /** TLS for the peer API: absent serves plain HTTP. */
   readonly tls?: PeerTlsConfig | undefined;
   /** TLS for the operations listener (`operations.tls`): absent serves plain HTTP, as Fabric's default. */
@@ -157,6 +163,7 @@ export function parsePeerConfig(doc: unknown, file = 'peer config', baseDir = pr
   };
   const chaincodePort = optInt('chaincodePort', 0, 65535);
   const chaincodeExecuteTimeoutMs = optInt('chaincodeExecuteTimeoutMs', 1, 3_600_000);
+  const ledgerWriteBufferMB = optInt('ledgerWriteBufferMB', 1, 1024);
   const tlsBlock = (value: unknown, at: string): PeerTlsConfig | undefined => {
     try {
       return parseListenerTlsConfig(value, at, (f) => resolve(baseDir, f));
@@ -187,6 +194,7 @@ export function parsePeerConfig(doc: unknown, file = 'peer config', baseDir = pr
     undefinedChaincodesUseChannelEndorsement: legacy,
     chaincodePort,
     chaincodeExecuteTimeoutMs,
+    ledgerWriteBufferMB,
     tls,
     operationsTls,
     peers,

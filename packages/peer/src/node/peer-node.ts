@@ -341,6 +341,7 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     const ledger = await openChannelLedger({
       dataDir: config.dataDir,
       channelId,
+      ...(config.ledgerWriteBufferMB === undefined ? {} : { writeBufferMB: config.ledgerWriteBufferMB }),
       logger: childLogger(log, 'ledger', { channel: channelId }),
       signatureVerifier: verifier,
       commitGate: gate,
