@@ -79,6 +79,7 @@ const HEIGHT = tagged('h');
  * before that keyed every txId by its text under 't', and keep doing so (they lack this key).
  */
 const TXID_KEYS_V2 = tagged('v');
+const TXID_KEYS_V2_VALUE = new Uint8Array([2]);
 const HEX_TXID = /^[0-9a-f]{64}$/;
 /** Block bytes are stored under `'n' u64(blockNum)` (openLedgerStores may keep them in a store of their own). */
 export const BLOCK_BYTES_TAG = 'n';
@@ -170,7 +171,8 @@ class LevelBlockStore implements BlockStore {
     const b = batch.scoped(this.#kv);
     b.put(tagged('n', u64(blockNum)), blockBytes);
     b.put(tagged('c', u64(blockNum)), validationCodes);
-    if (blockNum === 0 && v2) b.put(TXID_KEYS_V2, new Uint8Array([2]));
+    // With every block, not only block 0: a ledger that did not begin at block 0 is marked too.
+    if (v2) b.put(TXID_KEYS_V2, TXID_KEYS_V2_VALUE);
     // Whether each txId is indexed already: from `decoded.known`, else read (all at once).
     const given = decoded?.known;
     const toRead = [...new Set(txIds.filter((t): t is string => t !== undefined && !given?.has(t)))];

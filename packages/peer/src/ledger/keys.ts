@@ -12,7 +12,7 @@
  *   'x' bytes32(txId)                         → CBOR [blockNum, txNum, validationCode] (first occurrence),
                                                for a txId of 64 lowercase hex digits, in ledgers with 'v'
    't' utf8(txId)                            → the same, for any other txId (every txId where 'v' is absent)
-   'v'                                       → 2: the txId index uses 'x' keys (set with block 0 since it did)
+   'v'                                       → 2: the txId index uses 'x' keys (written with every block)
  *   'h'                                       → u64(height) = number of blocks stored
  *
  * `state` 0x00 (state-db.ts)
