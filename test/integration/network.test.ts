@@ -29,6 +29,15 @@ function shiftedConfig(offset: number): string {
   return file;
 }
 
+/** The peer's `signature_checks_total` counters by outcome, from its operations endpoint (HTTPS). */
+async function signatureChecks(dataDir: string, operationsPort: number): Promise<Record<string, number>> {
+  const r = await httpRequest(`https://127.0.0.1:${operationsPort}/metrics`, { ca: tlsRoots(dataDir) });
+  const text = r.body.toString();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^signature_checks_total\{outcome="(\w+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 /** Whether `pid` runs; a zombie (exited, its parent gone, not yet reaped by init) does not. */
 const alive = (pid: number): boolean => isPidAlive(pid);
 
@@ -76,15 +85,20 @@ async function chaincodeProcessesAfterStop(dataDir: string, timeoutMs = 15_000):
   return left;
 }
 
+/** The TLS CA certificates of the launched network in `dataDir`. */
+function tlsRoots(dataDir: string): string[] {
+  return readdirSync(dataDir)
+    .map((d) => join(dataDir, d, 'ca', 'data', 'tlsca-cert.pem'))
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f, 'utf8'));
+}
+
 /**
  * Waits until the peer at `port` (of the launched network in `dataDir`) has committed block
  * `blockNumber`: commit status is per peer, and another org's peer pulls the block on its own.
  */
 async function committedOn(dataDir: string, port: number, blockNumber: number, timeoutMs = 60_000): Promise<void> {
-  const ca = readdirSync(dataDir)
-    .map((d) => join(dataDir, d, 'ca', 'data', 'tlsca-cert.pem'))
-    .filter((f) => existsSync(f))
-    .map((f) => readFileSync(f, 'utf8'));
+  const ca = tlsRoots(dataDir);
   const end = Date.now() + timeoutMs;
   let height = -1;
   while (Date.now() < end) {
@@ -181,6 +195,7 @@ describe.skipIf(!existsSync(loom))('loom start and loom network', () => {
     }, 400_000);
 
     it('loom chaincode invoke and query; unknown function and unknown chaincode fail with their codes', async () => {
+      const checksBefore = await signatureChecks(dataDir, 9441 + 21000);
       const invoke = await run(
         [
           '--json',
@@ -202,6 +217,12 @@ describe.skipIf(!existsSync(loom))('loom start and loom network', () => {
       expect(invoked).toMatchObject({ status: 'VALID', blockNumber: expect.any(Number) });
       // The invoke waited for Org1's peer; the query below reads Org2's, once it has the block.
       await committedOn(dataDir, 8051 + 21000, invoked.blockNumber);
+      // Org1's peer, the gateway and an endorser, verified neither the client's signature (checked
+      // when submitted) nor its own endorsement again when it committed the transaction.
+      const checksAfter = await signatureChecks(dataDir, 9441 + 21000);
+      const delta = (o: string) => (checksAfter[o] ?? 0) - (checksBefore[o] ?? 0);
+      expect(delta('remembered_own')).toBeGreaterThanOrEqual(1);
+      expect(delta('cache_hit')).toBeGreaterThanOrEqual(2);
 
       const query = await run(
         [

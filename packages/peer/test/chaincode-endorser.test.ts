@@ -461,6 +461,30 @@ describe('simulation through a real chaincode', () => {
       expect(decodeProposalResponse(r.bytes)).toEqual(r.response);
     }
   });
+
+  it('tells onEndorsementSigned of each endorsement it signs; a callback that throws changes nothing', async () => {
+    const told: { message: Uint8Array; messageTail: Uint8Array; signature: Uint8Array }[] = [];
+    const base = {
+      channels: () => channel,
+      registry: { get: (_c: string, n: string) => definitions.get(n) },
+      runtime,
+      signer: { identity: net.org1.peer.serialized, sign: (m: Uint8Array) => net.org1.peer.signer.sign(m) },
+    };
+    const r = await endorse(['range', 'a', 'z'], {
+      e: createEndorser({ ...base, onEndorsementSigned: (x) => told.push(x) }),
+    });
+    expect(told).toHaveLength(1);
+    const e = r.response.endorsement!;
+    expect(told[0]).toEqual({ message: r.response.payload, messageTail: e.endorser, signature: e.signature });
+    const throwing = createEndorser({
+      ...base,
+      onEndorsementSigned: () => {
+        throw new Error('no');
+      },
+    });
+    const r2 = await endorse(['range', 'a', 'z'], { e: throwing });
+    expect(r2.response.endorsement).toBeDefined();
+  });
 });
 
 describe('asset-transfer-basic through the endorser', () => {

@@ -118,14 +118,16 @@ export function signatureModel(t: {
       : [
           { what: 'client proposal signature, verified by each endorser', signs: 1, verifies: t.endorsers },
           {
-            what: 'endorsement signatures, verified by every committing peer',
+            // An endorser remembers the endorsement it signed and does not verify it at commit.
+            what: 'endorsement signatures, verified by every committing peer but the one that signed it',
             signs: t.endorsers,
-            verifies: t.endorsers * t.peers,
+            verifies: t.endorsers * Math.max(0, t.peers - 1),
           },
           {
-            what: 'client envelope signature, verified by the gateway, the orderer it reaches and every committing peer',
+            // The gateway's check is cached: its own peer does not verify the envelope again at commit.
+            what: 'client envelope signature, verified by the gateway, the orderer it reaches and every other committing peer',
             signs: 1,
-            verifies: 2 + t.peers,
+            verifies: 2 + Math.max(0, t.peers - 1),
           },
           { what: 'client commit-status request signature, verified by the gateway', signs: 1, verifies: 1 },
           {

@@ -178,6 +178,21 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   const verifier: SignatureVerifierPool = createSignatureVerifier({
     poolSize: config.verifyWorkers ?? 2,
   });
+  new Counter({
+    name: 'signature_checks_total',
+    help: "Signatures checked for block validation and the gateway, by how: worker, main_thread, cache_hit (verified before, or this peer's own endorsement), rejected_encoding; remembered_own counts own endorsements recorded.",
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      const s = verifier.stats();
+      this.reset();
+      this.inc({ outcome: 'worker' }, s.workerVerified);
+      this.inc({ outcome: 'main_thread' }, s.mainThreadVerified);
+      this.inc({ outcome: 'cache_hit' }, s.cacheHits);
+      this.inc({ outcome: 'rejected_encoding' }, s.rejectedEncoding);
+      this.inc({ outcome: 'remembered_own' }, s.rememberedOwn);
+    },
+  });
   const channels = new Map<string, Channel>();
   /** Every open ledger (joined or being joined), for the services and the commit hook. */
   const open = new Map<string, ServiceChannel>();
@@ -290,6 +305,8 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
     mspId: config.mspId,
     identity,
     sign: (m) => signer.sign(m),
+    // This peer's own endorsements are remembered as valid: committing them verifies nothing again.
+    onEndorsementSigned: (signed) => verifier.rememberOwn({ certPem: enrollmentPem, ...signed }),
     channel: (id) => open.get(id),
     registry: ccRegistry,
     runtime,

@@ -46,7 +46,13 @@ import { executeGovernance, GOVERNANCE_NAMESPACE, governanceEndorsementPolicyOf 
 import type { ChaincodeRuntime } from '../chaincode/runtime/runtime.js';
 import type { ExecuteRequest, ExecuteResult } from '../chaincode/runtime/types.js';
 import type { ChannelLedger } from '../committer/ledger.js';
-import { type ChaincodeDefinition, createEndorser, type Endorser, type EndorserChannel } from '../endorser/index.js';
+import {
+  type ChaincodeDefinition,
+  createEndorser,
+  type Endorser,
+  type EndorserChannel,
+  type EndorserOptions,
+} from '../endorser/index.js';
 import { type EndorserTarget, planEndorsement } from '../gateway/endorsement-plan.js';
 import type { EndorserOutcome, GatewayAction, GatewayDependencies } from '../gateway/gateway-plugin.js';
 import { createOrdererBroadcaster } from '../gateway/orderer-broadcaster.js';
@@ -78,6 +84,8 @@ export interface PeerServicesOptions {
   readonly mspId: string;
   readonly identity: SerializedIdentity;
   readonly sign: (m: Bytes) => Bytes | Promise<Bytes>;
+  /** Told of each endorsement this peer signs (the endorser's `onEndorsementSigned`). */
+  readonly onEndorsementSigned?: EndorserOptions['onEndorsementSigned'];
   readonly channel: (channelId: string) => ServiceChannel | undefined;
   readonly registry: LifecycleRegistry;
   readonly runtime: ChaincodeRuntime;
@@ -254,6 +262,7 @@ export function createPeerServices(o: PeerServicesOptions): PeerServices {
     : undefined;
 
   const endorser = createEndorser({
+    onEndorsementSigned: o.onEndorsementSigned,
     privateData: privateData
       ? {
           mspId: o.mspId,

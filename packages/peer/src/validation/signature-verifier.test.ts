@@ -179,6 +179,57 @@ describe('signature verifier', () => {
     }
   });
 
+  it('a signature this process made and remembered is not verified again; a mismatched key is never trusted', async () => {
+    const org = await createTestOrg('Org1MSP');
+    const head = new Uint8Array(randomBytes(300));
+    const tail = new Uint8Array(randomBytes(90));
+    const sign2 = async () => {
+      const message = new Uint8Array(randomBytes(300));
+      return {
+        message,
+        messageTail: tail,
+        signature: await org.peer.signer.sign(new Uint8Array([...message, ...tail])),
+      };
+    };
+    const v = createSignatureVerifier({ poolSize: 1, minWorkerBatch: 1 });
+    pools.push(v);
+    const first = await sign2();
+    const second = await sign2();
+    v.rememberOwn({ certPem: org.peer.certPem, ...first });
+    v.rememberOwn({ certPem: org.peer.certPem, ...second });
+    // The first proves the key matches the certificate (one verification); the second costs none.
+    expect(v.stats()).toMatchObject({ rememberedOwn: 2, mainThreadVerified: 1, workerVerified: 0 });
+    const forged = { certPem: org.peer.certPem, message: head, messageTail: tail, signature: second.signature };
+    expect(
+      await v.verifyMany([
+        { certPem: org.peer.certPem, ...first },
+        { certPem: org.peer.certPem, ...second },
+        forged,
+        { certPem: org.client.certPem, ...second },
+      ]),
+    ).toEqual([true, true, false, false]);
+    // Only the forged message and the other signer were verified; the two remembered were cache hits.
+    expect(v.stats()).toMatchObject({ cacheHits: 2, workerVerified: 2 });
+
+    // Signatures made with a key that is not the certificate's: never remembered as valid.
+    const w = createSignatureVerifier({ poolSize: 0 });
+    pools.push(w);
+    const wrong = await sign2();
+    w.rememberOwn({ certPem: org.client.certPem, ...wrong });
+    w.rememberOwn({ certPem: org.client.certPem, ...(await sign2()) });
+    expect(w.stats().rememberedOwn).toBe(0);
+    expect(await w.verifyMany([{ certPem: org.client.certPem, ...wrong }])).toEqual([false]);
+
+    // A high-S signature is not remembered (blocks reject it whoever made it).
+    const { r, s } = parseDerSignature(first.signature);
+    const high = encodeDerSignature(r, P256_N - s);
+    const x = createSignatureVerifier({ poolSize: 0 });
+    pools.push(x);
+    x.rememberOwn({ certPem: org.peer.certPem, ...first, signature: high });
+    expect(await x.verifyMany([{ certPem: org.peer.certPem, ...first, signature: high }])).toEqual([false]);
+    expect(x.stats()).toMatchObject({ rememberedOwn: 0, cacheHits: 0, rejectedEncoding: 1 });
+  });
+
   it('keeps working on the main thread after close()', async () => {
     const { items, expected } = makeItems(30);
     const pool = createSignatureVerifier({ poolSize: 2, minWorkerBatch: 1 });
