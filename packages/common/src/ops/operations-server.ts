@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Server as TlsServer } from 'node:tls';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { LoomError } from '../errors.js';
@@ -101,7 +101,7 @@ export function createOperationsServer(options: OperationsServerOptions): Operat
   const app = Fastify({
     loggerInstance: logger,
     // Scrapes and probes arrive every few seconds; logging each would drown the node's own lines.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ...(reloadable
       ? { https: reloadable.serverOptions() }
       : tls

@@ -52,7 +52,7 @@ import {
   reloadTlsOnSignal,
   tlsTrustOf,
 } from '@loom/common/tls/index';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import { createChaincodeRegistry, touchesLifecycle } from '../chaincode/lifecycle/index.js';
 import { createInstallStore } from '../chaincode/package/index.js';
 import { GOVERNANCE_NAMESPACE, governanceEndorsementPolicyOf, submitApprovedProposals } from '../governance/index.js';
@@ -552,7 +552,7 @@ export async function startPeer(config: PeerConfig, options: StartPeerOptions = 
   function buildApi(): FastifyInstance {
     const root = Fastify({
       loggerInstance: childLogger(log, 'api'),
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 128 * 1024 * 1024,
       // Event streams are long-lived; stopping the peer ends them.
       forceCloseConnections: true,
