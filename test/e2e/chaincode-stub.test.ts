@@ -12,7 +12,9 @@
  * `for await` and by `next()`/`close()`, Shim.success / Shim.error — including Fabric's rule that a
  * transaction never reads its own writes.
  *
- * Ports: the default network-config's + 52000 (59050–61454), data in a temp dir.
+ * Ports: the default network-config's + 55500 (62550–64951), data in a temp dir. They lie above
+ * Linux's ephemeral range (32768–60999). With 52000 they reached into it, and a CI run once saw the
+ * Org1 peer exit at start, most likely because an outgoing connection already held one of its ports.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -43,7 +45,7 @@ import { layout } from '../../packages/cli/src/network/layout.js';
 import { Gateways, gatewayFailure, LaunchedNetwork, LOOM, ROOT, waitFor, writeNetworkConfig } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'loom-ccstub-'));
-const OFFSET = 52_000;
+const OFFSET = 55_500;
 const CHANNEL = 'mychannel';
 const CC = 'stubcheck';
 const ccDir = join(ROOT, 'chaincode/stubcheck');

@@ -258,7 +258,17 @@ describe.skipIf(!haveBin)('orderer processes (e2e)', () => {
     expect(electedAfterMs).toBeGreaterThanOrEqual(0);
     expect(electedAfterMs).toBeLessThan(15_000);
 
+    // An envelope is acknowledged once its block is committed by a majority and applied by the node
+    // that answered; the survivor read here may apply the last blocks a moment later, so wait until
+    // it holds every acknowledged block (an envelope really lost still fails below).
     const survivor = survivors[0]!;
+    const acked = Math.max(...[...acks.values()].map((a) => a.blockNumber)) + 1;
+    await until(
+      'the survivor to hold every acknowledged block',
+      async () => (await channelInfo(survivor, CH)).height >= acked,
+      20_000,
+      50,
+    );
     const height = (await channelInfo(survivor, CH)).height;
     const chain = await chainOf(survivor, height);
     const where = new Map<string, number>();
