@@ -177,6 +177,12 @@ describe.skipIf(!existsSync(LOOM))('gossip catch-up with private data on a 3-org
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    // A submit returns once its gateway's peer committed; Org1's peer0 may commit the last block a
+    // moment later. Wait for it (bounded); a block really missing still fails below.
+    await waitFor('Org1 peer0 to commit every block', async () => (await height('Org1MSP', 'peer0')) - start >= TXS, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    }).catch(() => undefined);
     const h0 = await height('Org1MSP', 'peer0');
     console.log(`${TXS} transactions in ${Date.now() - t0} ms: peer0 height ${start} -> ${h0}`);
     expect(h0 - start).toBeGreaterThanOrEqual(TXS);
